@@ -1,0 +1,3 @@
+"""medfeat.datasets (filled in by its issue)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""medfeat.features (filled in by its issue)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""medfeat.slides (filled in by its issue)."""
+
+__all__ = []
