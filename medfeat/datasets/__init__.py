@@ -1,3 +1,12 @@
-"""medfeat.datasets (filled in by its issue)."""
+"""Dataset helpers: folder-of-classes loader and locators of real sample data.
 
-__all__ = []
+Examples
+--------
+>>> from medfeat.datasets import load_image_folder, shared_data_dir
+>>> callable(load_image_folder)
+True
+"""
+
+from .folder import IMAGE_EXTENSIONS, ImageFolder, load_image_folder, shared_data_dir
+
+__all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "load_image_folder", "shared_data_dir"]
