@@ -1,3 +1,35 @@
-"""medfeat.slides (filled in by its issue)."""
+"""Whole-slide images: reading by resolution, tissue masks, patch grids, patch loading, synthetic slides.
 
-__all__ = []
+Coordinates are level-0 pixels, top-left ``(x, y)``; resolution is asked for in microns per pixel.
+OpenSlide is imported only when a slide file is opened.
+
+Examples
+--------
+>>> import numpy as np
+>>> from medfeat.slides import SlideReader, PatchGrid, read_patches
+>>> reader = SlideReader.open(np.full((64, 64, 3), 200, np.uint8), mpp=0.25)
+>>> grid = PatchGrid.from_reader(reader, mpp=0.5, size=16, tissue=None)
+>>> read_patches(reader, grid).shape
+(4, 16, 16, 3)
+"""
+
+from .grid import PatchGrid, box_fractions
+from .patches import PatchBatch, iter_patch_batches, read_patches
+from .reader import MissingMPPError, SlideReader
+from .synthetic import SyntheticSlide, write_synthetic_slide, write_tiled_tiff
+from .tissue import TissueMask, tissue_mask
+
+__all__ = [
+    "MissingMPPError",
+    "PatchBatch",
+    "PatchGrid",
+    "SlideReader",
+    "SyntheticSlide",
+    "TissueMask",
+    "box_fractions",
+    "iter_patch_batches",
+    "read_patches",
+    "tissue_mask",
+    "write_synthetic_slide",
+    "write_tiled_tiff",
+]

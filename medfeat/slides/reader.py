@@ -1,0 +1,525 @@
+"""Whole-slide reading by resolution: :class:`SlideReader` over OpenSlide, plain images and arrays.
+
+Coordinates are always level-0 pixels, top-left, ``(x, y)``. Resolution is asked for in microns per
+pixel (``mpp``); the reader picks the coarsest pyramid level that is still at least as fine as the
+request and resizes from there.
+
+Resizing uses Pillow's ``Image.resize`` with the bilinear filter and a float ``box``: Pillow widens the
+filter support when it shrinks, so a downscale averages over each output pixel's whole footprint
+(antialiased, like area interpolation) and the float box keeps sub-pixel positions exact. When the
+requested resolution matches a pyramid level (within 1 %) the level's pixels are returned as stored,
+without resampling.
+
+Areas outside the slide and transparent pixels (OpenSlide returns alpha 0 outside the scanned area)
+are composited onto white. A region that does not overlap the slide at all is a ``ValueError``:
+it is always a coordinate mistake (e.g. level-k coordinates passed as level-0 ones).
+"""
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .._checks import check_image
+
+__all__ = ["MissingMPPError", "SlideReader"]
+
+# Relative tolerance when matching a requested downsample to a pyramid level: OpenSlide reports
+# downsamples such as 4.0003 for levels whose size does not divide evenly.
+_LEVEL_TOL = 0.01
+
+# Suffixes read as plain one-level images when OpenSlide does not recognise the file.
+_PIL_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+_TIFF_SUFFIXES = {".tif", ".tiff"}
+
+
+class MissingMPPError(ValueError):
+    """Raised when a resolution is needed but neither the slide nor the user gives one."""
+
+
+def _as_pair(value, name):
+    if value is None:
+        return None
+    arr = np.atleast_1d(np.asarray(value, dtype=np.float64)).ravel()
+    if arr.size == 1:
+        arr = np.repeat(arr, 2)
+    if arr.size != 2 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"{name} must be a positive number or a pair (x, y) of positive numbers, got {value!r}.")
+    return float(arr[0]), float(arr[1])
+
+
+class _ArrayBackend:
+    """One-level slide held in memory (an ndarray, or a decoded plain image)."""
+
+    def __init__(self, image):
+        self.image = image
+        h, w = image.shape[:2]
+        self.level_dimensions = ((w, h),)
+        self.level_downsamples = (1.0,)
+        self.properties = {}
+
+    def read(self, level, x, y, w, h):
+        # Level-``level`` pixel box; this backend has only level 0.
+        out = np.full((h, w, 3), 255, np.uint8)
+        H, W = self.image.shape[:2]
+        x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
+        if x1 > x0 and y1 > y0:
+            out[y0 - y : y1 - y, x0 - x : x1 - x] = self.image[y0:y1, x0:x1]
+        return out
+
+    def close(self):
+        self.image = None
+
+
+class _OpenSlideBackend:
+    def __init__(self, path):
+        import openslide
+
+        try:
+            self.slide = openslide.OpenSlide(str(path))
+        except openslide.OpenSlideError as exc:
+            raise ValueError(f"OpenSlide could not read the slide file {str(path)!r}: {exc}") from exc
+        self.level_dimensions = tuple(tuple(int(v) for v in d) for d in self.slide.level_dimensions)
+        self.level_downsamples = tuple(float(d) for d in self.slide.level_downsamples)
+        self.properties = dict(self.slide.properties)
+        self.path = str(path)
+
+    def read(self, level, x, y, w, h):
+        import openslide
+
+        ds = self.level_downsamples[level]
+        # OpenSlide takes the top-left in level-0 pixels and the size in level pixels.
+        try:
+            img = self.slide.read_region((int(round(x * ds)), int(round(y * ds))), level, (int(w), int(h)))
+        except openslide.OpenSlideError as exc:
+            raise ValueError(f"OpenSlide failed to read a region of {self.path!r} (corrupt or truncated?): {exc}") from exc
+        rgba = np.asarray(img)
+        return _composite_white(rgba)
+
+    def close(self):
+        self.slide.close()
+
+
+def _composite_white(rgba):
+    rgb = rgba[..., :3]
+    alpha = rgba[..., 3]
+    if alpha.min() == 255:
+        return np.ascontiguousarray(rgb)
+    # OpenSlide returns un-premultiplied RGBA; blend onto white.
+    a = alpha[..., None].astype(np.float32) / 255.0
+    out = rgb.astype(np.float32) * a + 255.0 * (1.0 - a)
+    return np.round(out).astype(np.uint8)
+
+
+def _tiff_mpp(page):
+    """mpp from TIFF resolution tags, or None when they are absent or a screen/print default."""
+    tags = page.tags
+    if "XResolution" not in tags or "YResolution" not in tags:
+        return None
+    unit = int(tags["ResolutionUnit"].value) if "ResolutionUnit" in tags else 2
+
+    def _res(tag):
+        num, den = tags[tag].value
+        return num / den if den else 0.0
+
+    rx, ry = _res("XResolution"), _res("YResolution")
+    if rx <= 0 or ry <= 0:
+        return None
+    if unit == 3:  # centimetre
+        return 1e4 / rx, 1e4 / ry
+    if unit == 2:  # inch: 72/96/300 dpi defaults (>= 21 um/px) are not scan resolutions
+        if min(rx, ry) <= 1200:
+            return None
+        return 25400.0 / rx, 25400.0 / ry
+    return None
+
+
+def _load_plain_image(path):
+    """Decode a plain image into an RGB uint8 array and its mpp from tags (or None)."""
+    suffix = path.suffix.lower()
+    mpp = None
+    if suffix in _TIFF_SUFFIXES:
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(str(path)) as tif:
+                page = tif.pages[0]
+                mpp = _tiff_mpp(page)
+                image = page.asarray()
+        except Exception as exc:  # tifffile raises a variety of errors for damaged files
+            raise ValueError(f"could not read the TIFF file {str(path)!r} (truncated or not a TIFF?): {exc}") from exc
+    else:
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                im.load()
+                if im.mode in ("RGBA", "LA", "P"):
+                    im = im.convert("RGBA")
+                    bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                    im = Image.alpha_composite(bg, im)
+                image = np.asarray(im.convert("RGB"))
+        except Exception as exc:
+            raise ValueError(f"could not read the image file {str(path)!r} (truncated or not an image?): {exc}") from exc
+    return _rgb_uint8(image, name=f"image in {str(path)!r}"), mpp
+
+
+def _rgb_uint8(image, name):
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        rgba = arr if arr.dtype == np.uint8 else None
+        if rgba is None:
+            raise ValueError(f"{name} is RGBA with dtype {arr.dtype}; expected uint8.")
+        arr = _composite_white(rgba)
+    arr = check_image(arr, name=name)
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    return np.ascontiguousarray(arr)
+
+
+class SlideReader:
+    """Read a whole-slide image (or plain image, or array) by resolution in microns per pixel.
+
+    Create one with :meth:`SlideReader.open`. All coordinates are level-0 pixels, top-left ``(x, y)``.
+
+    Attributes
+    ----------
+    path : str or None
+        File path, or None for an in-memory array.
+    dimensions : tuple of int
+        Level-0 ``(width, height)``.
+    level_count : int
+    level_dimensions : tuple of (int, int)
+    level_downsamples : tuple of float
+    mpp : tuple of float
+        ``(mpp_x, mpp_y)`` in microns per level-0 pixel (the user's ``mpp`` when given). Accessing it
+        raises :class:`MissingMPPError` when the slide has none and none was given.
+    objective_power : float or None
+    vendor : str
+        ``"array"``, ``"image"`` or OpenSlide's vendor name (``"aperio"``, ``"generic-tiff"``, ...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> reader = SlideReader.open(np.zeros((100, 200, 3), np.uint8), mpp=0.25)
+    >>> reader.dimensions, reader.mpp
+    ((200, 100), (0.25, 0.25))
+    >>> reader.read_region((0, 0), (50, 25), mpp=1.0).shape
+    (25, 50, 3)
+    """
+
+    def __init__(self, backend, *, path=None, mpp=None, vendor="array", objective_power=None):
+        self._backend = backend
+        self.path = path
+        self._mpp = mpp
+        self._user_mpp = None
+        self.vendor = vendor
+        self.objective_power = objective_power
+        self.level_dimensions = backend.level_dimensions
+        self.level_downsamples = backend.level_downsamples
+        self.level_count = len(self.level_dimensions)
+        self.dimensions = self.level_dimensions[0]
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def open(cls, path_or_array, mpp=None):
+        """Open a slide file, a plain image file or an ``H x W x 3`` uint8 array.
+
+        Parameters
+        ----------
+        path_or_array : str, os.PathLike or ndarray
+            A whole-slide file OpenSlide reads (SVS, NDPI, MRXS, SCN, generic tiled TIFF, ...), a plain
+            PNG/JPEG/TIFF image (read as a one-level slide), or an image array (grey or RGB, uint8 or
+            float in [0, 1]).
+        mpp : float or (float, float), optional
+            Microns per level-0 pixel. Overrides the file's value, or supplies a missing one.
+
+        Returns
+        -------
+        SlideReader
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file does not exist.
+        ValueError
+            If the file cannot be decoded (not a slide, truncated) or ``mpp`` is not positive.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> with SlideReader.open(np.full((8, 8, 3), 200, np.uint8), mpp=0.5) as r:
+        ...     r.level_count
+        1
+        """
+        user_mpp = _as_pair(mpp, "mpp")
+        if isinstance(path_or_array, np.ndarray):
+            image = _rgb_uint8(path_or_array, name="path_or_array")
+            reader = cls(_ArrayBackend(image), path=None, mpp=user_mpp, vendor="array")
+            reader._user_mpp = user_mpp
+            return reader
+        if not isinstance(path_or_array, (str, os.PathLike)):
+            raise TypeError(
+                f"path_or_array must be a file path or an H x W x 3 array, got {type(path_or_array).__name__}."
+            )
+        path = Path(path_or_array)
+        if not path.exists():
+            raise FileNotFoundError(f"slide file {str(path)!r} does not exist.")
+        if path.is_dir():
+            raise ValueError(f"slide path {str(path)!r} is a directory; expected a slide or image file.")
+
+        import openslide
+
+        try:
+            fmt = openslide.OpenSlide.detect_format(str(path))
+        except openslide.OpenSlideError as exc:
+            raise ValueError(f"OpenSlide could not inspect {str(path)!r} (corrupt or truncated?): {exc}") from exc
+        if fmt is not None:
+            backend = _OpenSlideBackend(path)
+            props = backend.properties
+            file_mpp = None
+            try:
+                file_mpp = (float(props["openslide.mpp-x"]), float(props["openslide.mpp-y"]))
+            except (KeyError, ValueError):
+                file_mpp = None
+            if file_mpp is not None and not all(np.isfinite(file_mpp) & (np.asarray(file_mpp) > 0)):
+                file_mpp = None
+            power = props.get("openslide.objective-power")
+            try:
+                power = float(power) if power is not None else None
+            except ValueError:
+                power = None
+            vendor = props.get("openslide.vendor", fmt)
+        else:
+            suffix = path.suffix.lower()
+            if suffix not in _PIL_SUFFIXES | _TIFF_SUFFIXES:
+                raise ValueError(
+                    f"{str(path)!r} is not a slide OpenSlide recognises nor a plain image "
+                    f"(PNG/JPEG/TIFF); check that the file is complete and really a {suffix or 'slide'} file."
+                )
+            image, file_mpp = _load_plain_image(path)
+            backend = _ArrayBackend(image)
+            power, vendor = None, "image"
+        reader = cls(backend, path=str(path), mpp=user_mpp or file_mpp, vendor=vendor, objective_power=power)
+        reader._user_mpp = user_mpp
+        return reader
+
+    def reopen(self):
+        """A new, independent reader of the same slide (own OpenSlide handle), e.g. for a worker.
+
+        In-memory readers share their (read-only) array.
+        """
+        if self.path is None or self.vendor == "image":
+            clone = SlideReader(self._backend, path=self.path, mpp=self._mpp, vendor=self.vendor,
+                                objective_power=self.objective_power)
+            clone._user_mpp = self._user_mpp
+            return clone
+        return SlideReader.open(self.path, mpp=self._user_mpp)
+
+    def close(self):
+        """Release the OpenSlide handle (in-memory readers just drop their reference)."""
+        if self._backend is not None and not isinstance(self._backend, _ArrayBackend):
+            self._backend.close()
+        self._backend = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        mpp = "unknown" if self._mpp is None else f"{self._mpp[0]:g}x{self._mpp[1]:g}"
+        src = self.path if self.path is not None else "<array>"
+        return f"SlideReader({src!r}, dimensions={self.dimensions}, levels={self.level_count}, mpp={mpp})"
+
+    def __getstate__(self):
+        # Readers travel to worker processes by path and re-open there; arrays travel as data.
+        state = dict(self.__dict__)
+        state.pop("_lock", None)
+        if self.path is not None and self.vendor != "image":
+            state["_backend"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        if self._backend is None and self.path is not None:
+            self._backend = _OpenSlideBackend(self.path)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def has_mpp(self):
+        """Whether a resolution is known (from the file or the user)."""
+        return self._mpp is not None
+
+    @property
+    def mpp(self):
+        if self._mpp is None:
+            where = f"the slide {self.path!r}" if self.path is not None else "this in-memory image"
+            raise MissingMPPError(
+                f"{where} records no resolution (microns per pixel); pass it explicitly, e.g. "
+                f"SlideReader.open(..., mpp=0.25)."
+            )
+        return self._mpp
+
+    def _check_open(self):
+        if self._backend is None:
+            raise ValueError(f"the reader of {self.path or '<array>'!r} is closed.")
+
+    def _name(self):
+        return repr(self.path) if self.path is not None else "the in-memory image"
+
+    # ------------------------------------------------------------------ reading
+    def best_level(self, downsample):
+        """Index of the coarsest level whose downsample is <= ``downsample`` (with 1 % tolerance).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> SlideReader.open(np.zeros((4, 4, 3), np.uint8), mpp=1).best_level(3.0)
+        0
+        """
+        best = 0
+        for i, ds in enumerate(self.level_downsamples):
+            if ds <= downsample * (1.0 + _LEVEL_TOL):
+                best = i if ds >= self.level_downsamples[best] else best
+        return best
+
+    def downsample_for(self, mpp):
+        """Level-0 pixels per output pixel ``(fx, fy)`` for a target ``mpp``."""
+        target = _as_pair(mpp, "mpp")
+        sx, sy = self.mpp
+        return target[0] / sx, target[1] / sy
+
+    def read_region(self, location, size, *, mpp=None):
+        """Read a region at a target resolution.
+
+        Parameters
+        ----------
+        location : (x, y)
+            Top-left corner in level-0 pixels (floats allowed for sub-pixel positions).
+        size : (w, h)
+            Output size in pixels at the target resolution.
+        mpp : float or (float, float), optional
+            Target microns per pixel; None reads level 0 unresized.
+
+        Returns
+        -------
+        ndarray of uint8, shape (h, w, 3)
+            RGB; areas outside the slide are white.
+
+        Raises
+        ------
+        ValueError
+            If the region lies entirely outside the slide or ``size`` is not positive.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> img = np.zeros((40, 40, 3), np.uint8)
+        >>> r = SlideReader.open(img, mpp=0.5)
+        >>> r.read_region((30, 30), (20, 20))[15, 15]   # outside the 40x40 image: white
+        array([255, 255, 255], dtype=uint8)
+        """
+        factor = (1.0, 1.0) if mpp is None else self.downsample_for(mpp)
+        return self.read_region_downsample(location, size, factor)
+
+    def read_region_downsample(self, location, size, downsample):
+        """Like :meth:`read_region` with the scale given as level-0 pixels per output pixel.
+
+        Works without a known mpp (used by thumbnails and masks).
+        """
+        self._check_open()
+        fx, fy = _as_pair(downsample, "downsample")
+        try:
+            x, y = (float(v) for v in location)
+            w, h = (int(v) for v in size)
+        except (TypeError, ValueError):
+            raise ValueError(f"location must be (x, y) and size (w, h), got {location!r} and {size!r}.") from None
+        if w <= 0 or h <= 0:
+            raise ValueError(f"size must be positive (w, h), got {tuple(size)!r}.")
+        W, H = self.dimensions
+        ext_w, ext_h = w * fx, h * fy
+        if x >= W or y >= H or x + ext_w <= 0 or y + ext_h <= 0:
+            raise ValueError(
+                f"region at level-0 ({x:g}, {y:g}) of level-0 size ({ext_w:g}, {ext_h:g}) lies entirely outside "
+                f"{self._name()} of level-0 size {self.dimensions}."
+            )
+        level = self.best_level(min(fx, fy))
+        ds = self.level_downsamples[level]
+        lw, lh = self.level_dimensions[level]
+        # Per-axis scale of this level (downsample is the mean of both axes for uneven levels).
+        dsx, dsy = W / lw if lw else ds, H / lh if lh else ds
+        sx, sy = fx / dsx, fy / dsy  # level pixels per output pixel
+        lx, ly = x / dsx, y / dsy
+        if abs(sx - 1.0) < _LEVEL_TOL and abs(sy - 1.0) < _LEVEL_TOL:
+            return self._backend_read(level, int(round(lx)), int(round(ly)), w, h)
+        from PIL import Image
+
+        # Read an integer-aligned level box with a margin for the filter support, then resample the
+        # exact float box inside it.
+        margin = 2 + int(np.ceil(max(sx, sy)))
+        bx0, by0 = int(np.floor(lx)) - margin, int(np.floor(ly)) - margin
+        bx1, by1 = int(np.ceil(lx + w * sx)) + margin, int(np.ceil(ly + h * sy)) + margin
+        # Clip the read to the level (plus margin) so far-outside context stays cheap; pad white after.
+        cx0, cy0 = max(bx0, -margin), max(by0, -margin)
+        cx1, cy1 = min(bx1, lw + margin), min(by1, lh + margin)
+        block = np.full((by1 - by0, bx1 - bx0, 3), 255, np.uint8)
+        if cx1 > cx0 and cy1 > cy0:
+            block[cy0 - by0 : cy1 - by0, cx0 - bx0 : cx1 - bx0] = self._backend_read(level, cx0, cy0, cx1 - cx0, cy1 - cy0)
+        box = (lx - bx0, ly - by0, lx - bx0 + w * sx, ly - by0 + h * sy)
+        out = Image.fromarray(block).resize((w, h), Image.Resampling.BILINEAR, box=box)
+        return np.asarray(out)
+
+    def _backend_read(self, level, x, y, w, h):
+        lw, lh = self.level_dimensions[level]
+        # Only ask the backend for the part inside the level; pad the rest white.
+        x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, lw), min(y + h, lh)
+        if x0 == x and y0 == y and x1 == x + w and y1 == y + h:
+            return self._backend.read(level, x, y, w, h)
+        out = np.full((h, w, 3), 255, np.uint8)
+        if x1 > x0 and y1 > y0:
+            out[y0 - y : y1 - y, x0 - x : x1 - x] = self._backend.read(level, x0, y0, x1 - x0, y1 - y0)
+        return out
+
+    def thumbnail(self, mpp=None, max_size=None):
+        """The whole slide at a resolution, or fitted into ``max_size`` pixels.
+
+        Parameters
+        ----------
+        mpp : float, optional
+            Target microns per pixel (needs a known slide mpp).
+        max_size : int, optional
+            Longest side in pixels; used when ``mpp`` is None (default 1024).
+
+        Returns
+        -------
+        ndarray of uint8, shape (h, w, 3)
+            Covers level-0 ``[0, w * f) x [0, h * f)`` with ``f = mpp / slide mpp`` (or
+            ``max(dimensions) / max_size``), i.e. ``ceil(dimension / f)`` pixels per axis.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> SlideReader.open(np.zeros((100, 200, 3), np.uint8)).thumbnail(max_size=50).shape
+        (25, 50, 3)
+        """
+        if mpp is not None and max_size is not None:
+            raise ValueError("give either mpp or max_size to thumbnail(), not both.")
+        f = self.thumbnail_downsample(mpp=mpp, max_size=max_size)
+        W, H = self.dimensions
+        size = (max(1, int(np.ceil(W / f[0] - 1e-9))), max(1, int(np.ceil(H / f[1] - 1e-9))))
+        return self.read_region_downsample((0, 0), size, f)
+
+    def thumbnail_downsample(self, mpp=None, max_size=None):
+        """Level-0 pixels per thumbnail pixel ``(fx, fy)`` used by :meth:`thumbnail`."""
+        if mpp is not None:
+            return self.downsample_for(mpp)
+        max_size = 1024 if max_size is None else max_size
+        if int(max_size) <= 0:
+            raise ValueError(f"max_size must be a positive number of pixels, got {max_size!r}.")
+        f = max(max(self.dimensions) / int(max_size), 1.0)
+        return f, f
