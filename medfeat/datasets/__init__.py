@@ -8,5 +8,6 @@ True
 """
 
 from .folder import IMAGE_EXTENSIONS, ImageFolder, load_image_folder, shared_data_dir
+from .samples import cmu_small_region
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "load_image_folder", "shared_data_dir"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "cmu_small_region", "load_image_folder", "shared_data_dir"]

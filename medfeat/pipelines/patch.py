@@ -1,0 +1,386 @@
+"""Patch (image) classification pipelines and group-aware cross-validation.
+
+A patch pipeline is a plain scikit-learn :class:`~sklearn.pipeline.Pipeline`: a feature step that
+turns an NHWC uint8 image batch into a float32 table (handcrafted, deep or both), then a classifier
+preset from :func:`medfeat.classifiers.make_classifier` (with its scaler, if any).
+"""
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from ..classifiers import decision_scores, make_classifier
+
+__all__ = [
+    "FEATURE_PRESETS",
+    "CVResult",
+    "cross_validate_groups",
+    "macro_ovr_auc",
+    "make_feature_transformer",
+    "make_patch_pipeline",
+]
+
+#: Feature presets accepted by :func:`make_feature_transformer` / :func:`make_patch_pipeline`.
+FEATURE_PRESETS = ("color", "deep", "fusion", "gist", "glcm", "handcrafted", "lbp")
+_FEATURE_CLASSES = {
+    "color": "ColorFeatures",
+    "deep": "DeepFeatures",
+    "gist": "GIST",
+    "glcm": "GLCMFeatures",
+    "handcrafted": "HandcraftedFeatures",
+    "lbp": "LBPHistogram",
+}
+
+
+def make_feature_transformer(features="handcrafted", **params):
+    """Build a feature transformer from a preset name.
+
+    Parameters
+    ----------
+    features : str
+        ``"handcrafted"`` (:class:`medfeat.features.HandcraftedFeatures`: LBP + GIST + colour +
+        GLCM), ``"deep"`` (:class:`medfeat.features.DeepFeatures`, frozen EfficientNet-Lite0 by
+        default), ``"fusion"`` (a :class:`~sklearn.pipeline.FeatureUnion` of both, names prefixed
+        ``"handcrafted__"`` and ``"deep__"``), or one family: ``"lbp"``, ``"gist"``, ``"color"``,
+        ``"glcm"``.
+    **params
+        Parameters of the transformer. For ``"fusion"``: ``handcrafted={...}`` and ``deep={...}``.
+
+    Returns
+    -------
+    transformer
+
+    Examples
+    --------
+    >>> type(make_feature_transformer("lbp")).__name__
+    'LBPHistogram'
+    """
+    from .. import features as F  # composed here, not at import time: the layering stays one way
+
+    if not isinstance(features, str) or features not in FEATURE_PRESETS:
+        raise ValueError(f"features must be one of {list(FEATURE_PRESETS)} or a transformer, got {features!r}.")
+    if features == "fusion":
+        unknown = set(params) - {"handcrafted", "deep"}
+        if unknown:
+            raise ValueError(f"fusion features take only handcrafted={{...}} and deep={{...}}, got {sorted(unknown)}.")
+        return FeatureUnion(
+            [
+                ("handcrafted", F.HandcraftedFeatures(**params.get("handcrafted", {}))),
+                ("deep", F.DeepFeatures(**params.get("deep", {}))),
+            ]
+        )
+    cls = getattr(F, _FEATURE_CLASSES[features])
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise ValueError(f"invalid parameter for {features!r} features ({cls.__name__}): {exc}") from exc
+
+
+def make_patch_pipeline(features="handcrafted", classifier="logreg", *, feature_params=None, classifier_params=None):
+    """A scikit-learn pipeline from images to class scores.
+
+    Parameters
+    ----------
+    features : str or transformer, default="handcrafted"
+        A preset of :func:`make_feature_transformer` (``"deep"``, ``"handcrafted"``, ``"fusion"``,
+        ``"lbp"``, ``"gist"``, ``"color"``, ``"glcm"``) or any transformer mapping an image batch to
+        a 2-D table (used as given).
+    classifier : str or estimator, default="logreg"
+        A :func:`medfeat.classifiers.make_classifier` name or any classifier (used as given).
+    feature_params, classifier_params : dict, optional
+        Parameters of the preset feature transformer / classifier.
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        Steps ``("features", ...)`` then the classifier's steps (``("scaler", ...)``, ``("classifier", ...)``
+        for scale-sensitive presets), so ``pipeline.named_steps["features"]`` is the extractor.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.integers(0, 60, (6, 32, 32, 3)), rng.integers(150, 255, (6, 32, 32, 3))]).astype(np.uint8)
+    >>> y = np.r_[np.zeros(6, int), np.ones(6, int)]
+    >>> pipe = make_patch_pipeline("color", "logreg").fit(X, y)
+    >>> [name for name, _ in pipe.steps], pipe.predict(X[[0, -1]]).tolist()
+    (['features', 'scaler', 'classifier'], [0, 1])
+    """
+    if isinstance(features, str):
+        transformer = make_feature_transformer(features, **(feature_params or {}))
+    elif hasattr(features, "fit") and hasattr(features, "transform"):
+        if feature_params:
+            raise ValueError("feature_params is only for preset names; configure the transformer you pass instead.")
+        transformer = features
+    else:
+        raise ValueError(f"features must be one of {list(FEATURE_PRESETS)} or a transformer, got {features!r}.")
+    if isinstance(classifier, str):
+        clf = make_classifier(classifier, **(classifier_params or {}))
+    elif hasattr(classifier, "fit"):
+        if classifier_params:
+            raise ValueError("classifier_params is only for preset names; configure the estimator you pass instead.")
+        clf = classifier
+    else:
+        raise ValueError(f"classifier must be a make_classifier name or an estimator, got {classifier!r}.")
+    steps = list(clf.steps) if isinstance(clf, Pipeline) else [("classifier", clf)]
+    return Pipeline([("features", transformer)] + steps)
+
+
+def macro_ovr_auc(y_true, scores, classes):
+    """Macro one-vs-rest AUC from per-class scores (probabilities or decision values).
+
+    Unlike ``roc_auc_score(multi_class="ovr")`` this does not require the rows to be probabilities:
+    each class's AUC only needs its column to rank that class above the others. Classes absent from
+    ``y_true`` (or that are all of it) are skipped; NaN when none can be scored.
+
+    Examples
+    --------
+    >>> macro_ovr_auc(["a", "b", "c"], [[3, 0, 0], [0, 2, 0], [0, 0, 1]], ["a", "b", "c"])
+    1.0
+    """
+    y_true = np.asarray(y_true)
+    scores = np.asarray(scores, dtype=np.float64)
+    aucs = []
+    for j, c in enumerate(classes):
+        pos = y_true == c
+        if 0 < pos.sum() < len(pos):
+            aucs.append(roc_auc_score(pos, scores[:, j]))
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
+def _metric(name, y_true, scores, pred, classes):
+    if name == "accuracy":
+        return float(accuracy_score(y_true, pred))
+    if name == "balanced_accuracy":
+        with warnings.catch_warnings():  # a fold may lack a class: sklearn warns, the value is still defined
+            warnings.simplefilter("ignore")
+            return float(balanced_accuracy_score(y_true, pred))
+    if name == "roc_auc":
+        if len(classes) == 2:
+            pos = np.asarray(y_true) == classes[1]
+            return float(roc_auc_score(pos, scores)) if 0 < pos.sum() < len(pos) else float("nan")
+        return macro_ovr_auc(y_true, scores, classes)
+    raise AssertionError(name)  # validated earlier
+
+
+_METRICS = ("accuracy", "balanced_accuracy", "roc_auc")
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold results of :func:`cross_validate_groups`.
+
+    Attributes
+    ----------
+    scores : ndarray
+        Out-of-fold continuous scores: shape (n,) for binary tasks (score of ``classes[1]``), (n, k)
+        for multi-class (columns in ``classes`` order).
+    predictions : ndarray of shape (n,)
+        Out-of-fold predicted labels.
+    fold : ndarray of int, shape (n,)
+        Test fold of every sample.
+    classes : ndarray
+        Sorted class labels.
+    metrics : pandas.DataFrame
+        One row per fold: n_train, n_test, n_test_groups, fit_seconds and every metric.
+    splits : list of (train_indices, test_indices)
+    estimators : list or None
+        Fitted pipelines per fold when ``return_estimators=True``.
+    """
+
+    scores: np.ndarray
+    predictions: np.ndarray
+    fold: np.ndarray
+    classes: np.ndarray
+    metrics: pd.DataFrame
+    splits: list
+    y_true: np.ndarray = field(repr=False, default=None)
+    estimators: list = field(repr=False, default=None)
+
+    def pooled(self):
+        """Metrics on the pooled out-of-fold predictions (one value each, all samples at once).
+
+        Returns
+        -------
+        dict
+            ``accuracy``, ``balanced_accuracy`` and ``roc_auc`` (binary AUC, or macro one-vs-rest AUC).
+        """
+        return {m: _metric(m, self.y_true, self.scores, self.predictions, list(self.classes)) for m in _METRICS}
+
+
+def _take(X, idx):
+    if isinstance(X, (list, tuple)):
+        return [X[i] for i in idx]
+    return X[idx]
+
+
+def _aligned_scores(estimator, X, classes):
+    """Fold scores with one column per global class (multi-class), for pooling across folds.
+
+    A class missing from a fold's training side (e.g. a class that lives on one slide only, when that
+    slide is in the test fold) cannot be predicted: its probability is 0, its decision value is set
+    below every other value of that fold, so it ranks last.
+    """
+    s = decision_scores(estimator, X)
+    fitted = list(estimator.classes_)
+    if len(classes) == 2:
+        return s
+    if s.ndim == 1:  # binary model on a multi-class problem: only two classes in the training fold
+        s = np.column_stack([-s, s])
+    out = np.empty((s.shape[0], len(classes)), dtype=np.float64)
+    fill = 0.0 if hasattr(estimator, "predict_proba") else float(np.min(s)) - 1.0
+    out[:] = fill
+    for j, c in enumerate(fitted):
+        out[:, list(classes).index(c)] = s[:, j]
+    return out
+
+
+def cross_validate_groups(
+    pipeline,
+    X,
+    y,
+    groups,
+    *,
+    n_splits=5,
+    random_state=0,
+    scoring=_METRICS,
+    return_estimators=False,
+    progress=False,
+):
+    """Group-aware stratified K-fold cross-validation with out-of-fold scores.
+
+    Splits with :class:`~sklearn.model_selection.StratifiedGroupKFold` (shuffled): all samples of a
+    group (slide, patient) fall in one test fold, so none is on both sides of any split, and class
+    proportions are kept as far as the groups allow. Each fold fits a clone of ``pipeline``.
+
+    Parameters
+    ----------
+    pipeline : estimator
+        A classifier or pipeline (e.g. from :func:`make_patch_pipeline`), cloned per fold.
+    X : ndarray or list
+        Images (NHWC array or list) or a 2-D feature table.
+    y : array-like of shape (n,)
+        Labels (at least 2 classes).
+    groups : array-like of shape (n,)
+        Group of each sample; needs at least ``n_splits`` distinct groups.
+    n_splits : int, default=5
+    random_state : int, default=0
+        Seed of the fold shuffling; the same seed gives the same folds for every pipeline, so the
+        out-of-fold scores of different pipelines are paired (DeLong tests apply).
+    scoring : sequence of str, default=("accuracy", "balanced_accuracy", "roc_auc")
+        Per-fold metrics. ``"roc_auc"`` is the binary AUC of ``classes[1]`` or the macro one-vs-rest
+        AUC; NaN on a fold whose test side holds a single class.
+    return_estimators : bool, default=False
+        Keep the fitted pipeline of every fold.
+    progress : bool, default=False
+        Show a tqdm bar over folds.
+
+    Returns
+    -------
+    CVResult
+
+    Raises
+    ------
+    ValueError
+        Fewer distinct groups than ``n_splits``, a single class, mismatched lengths, unknown metric.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from medfeat.classifiers import make_classifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(0, 1, (20, 2)), rng.normal(3, 1, (20, 2))]; y = np.repeat([0, 1], 20)
+    >>> groups = np.arange(40) // 2  # pairs of samples from one patient
+    >>> cv = cross_validate_groups(make_classifier("logreg"), X, y, groups, n_splits=4)
+    >>> cv.scores.shape, round(cv.pooled()["roc_auc"], 2) > 0.9
+    ((40,), True)
+    """
+    y = np.asarray(y)
+    groups = np.asarray(groups)
+    n = len(X)
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(f"y must be 1-D with one label per sample ({n}), got shape {y.shape}.")
+    if groups.ndim != 1 or len(groups) != n:
+        raise ValueError(f"groups must be 1-D with one group per sample ({n}), got shape {groups.shape}.")
+    if not isinstance(n_splits, (int, np.integer)) or n_splits < 2:
+        raise ValueError(f"n_splits must be an integer >= 2, got {n_splits!r}.")
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError(f"y holds a single class ({classes.tolist()}); cross-validation needs at least 2 classes.")
+    n_groups = len(np.unique(groups))
+    if n_groups < n_splits:
+        raise ValueError(
+            f"groups has {n_groups} distinct group(s), fewer than n_splits={n_splits}; lower n_splits or "
+            "provide finer groups (every test fold needs at least one whole group)."
+        )
+    scoring = [scoring] if isinstance(scoring, str) else list(scoring)
+    unknown = set(scoring) - set(_METRICS)
+    if unknown:
+        raise ValueError(f"scoring must name metrics among {list(_METRICS)}, got {sorted(unknown)}.")
+
+    cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+    with warnings.catch_warnings():
+        # StratifiedGroupKFold warns when a class has fewer groups than folds; stratification is then
+        # approximate, which the per-fold metrics show anyway.
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        splits = list(cv.split(np.zeros((n, 1)), y, groups))
+
+    binary = len(classes) == 2
+    scores = np.zeros(n) if binary else np.zeros((n, len(classes)))
+    predictions = np.empty(n, dtype=y.dtype)
+    fold_of = np.full(n, -1, dtype=np.int64)
+    rows, estimators = [], []
+    iterator = enumerate(splits)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, total=n_splits, desc="CV folds", leave=False)
+    for k, (train, test) in iterator:
+        train_classes = np.unique(y[train])
+        if len(train_classes) < 2:
+            raise ValueError(
+                f"fold {k}: the training side holds a single class ({train_classes.tolist()}); the groups "
+                "are too few or too unbalanced for group-aware CV with this n_splits."
+            )
+        if len(train_classes) < len(classes):
+            missing = sorted(set(classes.tolist()) - set(train_classes.tolist()))
+            warnings.warn(
+                f"fold {k}: class(es) {missing} have no training sample (all their groups are in the test "
+                "fold); they cannot be predicted in this fold.",
+                UserWarning,
+                stacklevel=2,
+            )
+        est = clone(pipeline)
+        t0 = time.perf_counter()
+        est.fit(_take(X, train), y[train])
+        fit_s = time.perf_counter() - t0
+        X_test = _take(X, test)
+        s = _aligned_scores(est, X_test, classes)
+        pred = est.predict(X_test)
+        scores[test] = s
+        predictions[test] = pred
+        fold_of[test] = k
+        row = dict(fold=k, n_train=len(train), n_test=len(test), n_test_groups=len(np.unique(groups[test])),
+                   fit_seconds=fit_s)
+        for m in scoring:
+            row[m] = _metric(m, y[test], s, pred, list(classes))
+        rows.append(row)
+        if return_estimators:
+            estimators.append(est)
+    return CVResult(
+        scores=scores,
+        predictions=predictions,
+        fold=fold_of,
+        classes=classes,
+        metrics=pd.DataFrame(rows),
+        splits=splits,
+        y_true=y,
+        estimators=estimators if return_estimators else None,
+    )
