@@ -13,6 +13,7 @@ Examples
 (4, 16, 16, 3)
 """
 
+from .annotations import Annotation, annotations_to_geojson, patch_labels, rasterize_annotations, read_annotations
 from .grid import PatchGrid, box_fractions
 from .patches import PatchBatch, iter_patch_batches, read_patches
 from .reader import MissingMPPError, SlideReader
@@ -20,14 +21,19 @@ from .synthetic import SyntheticSlide, write_synthetic_slide, write_tiled_tiff
 from .tissue import TissueMask, tissue_mask
 
 __all__ = [
+    "Annotation",
     "MissingMPPError",
     "PatchBatch",
     "PatchGrid",
     "SlideReader",
     "SyntheticSlide",
     "TissueMask",
+    "annotations_to_geojson",
     "box_fractions",
     "iter_patch_batches",
+    "patch_labels",
+    "rasterize_annotations",
+    "read_annotations",
     "read_patches",
     "tissue_mask",
     "write_synthetic_slide",

@@ -1,0 +1,340 @@
+"""Slide annotations: ASAP / CAMELYON16 XML and GeoJSON (QuPath) polygons in level-0 pixels.
+
+- :func:`read_annotations` reads either format into :class:`Annotation` objects;
+- :func:`annotations_to_geojson` writes a GeoJSON ``FeatureCollection`` QuPath imports
+  (``objectType: "annotation"``, ``classification.name`` = label);
+- :func:`rasterize_annotations` draws them into a boolean mask at any downsample or mpp
+  (pixel centres inside the polygon are set; holes and exclusion labels are cleared);
+- :func:`patch_labels` turns a mask into 0/1 labels for a :class:`~medfeat.slides.PatchGrid`.
+"""
+
+import json
+import os
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .grid import box_fractions
+
+__all__ = ["Annotation", "annotations_to_geojson", "patch_labels", "rasterize_annotations", "read_annotations"]
+
+# CAMELYON16 marks non-tumour regions inside tumour annotations with group "_2"; QuPath users
+# conventionally use "Exclusion"/"Ignore*". They are cut out of the mask by default.
+DEFAULT_EXCLUDE = ("_2", "Exclusion", "Ignore*")
+
+
+@dataclass
+class Annotation:
+    """One polygon annotation.
+
+    Attributes
+    ----------
+    polygon : ndarray of float64 (K, 2)
+        Exterior ring, level-0 ``(x, y)``, not closed (first vertex not repeated).
+    label : str
+        Class: ASAP ``PartOfGroup`` or QuPath ``classification.name``.
+    name : str
+        Annotation name (ASAP ``Name``, GeoJSON ``properties.name``).
+    holes : list of ndarray (M, 2)
+        Interior rings (GeoJSON polygons with holes).
+    """
+
+    polygon: np.ndarray
+    label: str = ""
+    name: str = ""
+    holes: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.polygon = _ring(self.polygon, "polygon")
+        self.holes = [_ring(h, "hole") for h in self.holes]
+
+
+def _ring(points, what):
+    arr = np.asarray(points, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"{what} must be a (K, 2) array of level-0 (x, y), got shape {arr.shape}.")
+    if len(arr) > 1 and np.array_equal(arr[0], arr[-1]):
+        arr = arr[:-1]
+    return arr
+
+
+def _read_asap(path):
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise ValueError(f"{str(path)!r} is not valid XML: {exc}") from exc
+    out = []
+    skipped = 0
+    for ann in root.iter("Annotation"):
+        kind = ann.get("Type", "Polygon")
+        coords = []
+        for c in ann.iter("Coordinate"):
+            try:
+                coords.append((float(c.get("Order", len(coords))), float(c.get("X")), float(c.get("Y"))))
+            except (TypeError, ValueError):
+                raise ValueError(f"{str(path)!r}: a Coordinate of annotation {ann.get('Name')!r} lacks X/Y numbers.") from None
+        if kind not in ("Polygon", "Spline", "Rectangle") or len(coords) < 3:
+            skipped += 1
+            continue
+        coords.sort(key=lambda c: c[0])
+        pts = np.array([(x, y) for _, x, y in coords])
+        out.append(Annotation(pts, label=ann.get("PartOfGroup", "") or "", name=ann.get("Name", "") or ""))
+    if root.tag != "ASAP_Annotations" and not out:
+        raise ValueError(f"{str(path)!r} is XML but not ASAP/CAMELYON16 annotations (root <{root.tag}>).")
+    if skipped:
+        warnings.warn(f"{str(path)!r}: skipped {skipped} non-polygon annotations (dots, point sets).", UserWarning,
+                      stacklevel=3)
+    return out
+
+
+def _geojson_features(data, path):
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict):
+        kind = data.get("type")
+        if kind == "FeatureCollection":
+            return data.get("features", [])
+        if kind == "Feature":
+            return [data]
+        if kind in ("Polygon", "MultiPolygon"):
+            return [{"type": "Feature", "geometry": data, "properties": {}}]
+    raise ValueError(f"{str(path)!r} is not GeoJSON: expected a FeatureCollection, a Feature or a list of features.")
+
+
+def _read_geojson(path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from exc
+    out = []
+    skipped = 0
+    for i, feat in enumerate(_geojson_features(data, path)):
+        geom = (feat or {}).get("geometry") or {}
+        props = (feat or {}).get("properties") or {}
+        cls = props.get("classification") or {}
+        label = cls.get("name", "") if isinstance(cls, dict) else str(cls)
+        name = props.get("name") or feat.get("id") or ""
+        kind = geom.get("type")
+        if kind == "Polygon":
+            polys = [geom.get("coordinates", [])]
+        elif kind == "MultiPolygon":
+            polys = geom.get("coordinates", [])
+        else:
+            skipped += 1
+            continue
+        for rings in polys:
+            if not rings or len(rings[0]) < 3:
+                raise ValueError(f"{str(path)!r}: feature {i} has a polygon without an exterior ring of >= 3 points.")
+            out.append(Annotation(np.asarray(rings[0], float)[:, :2], label=label or "", name=str(name),
+                                  holes=[np.asarray(r, float)[:, :2] for r in rings[1:]]))
+    if skipped:
+        warnings.warn(f"{str(path)!r}: skipped {skipped} non-polygon features (points, lines).", UserWarning,
+                      stacklevel=3)
+    return out
+
+
+def read_annotations(path):
+    """Read polygon annotations from ASAP/CAMELYON16 XML or GeoJSON (QuPath export).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.xml`` (ASAP) or ``.geojson`` / ``.json``; the content decides when the suffix is unusual.
+
+    Returns
+    -------
+    list of Annotation
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.xml")
+    >>> _ = open(p, "w").write('<ASAP_Annotations><Annotations><Annotation Name="T1" PartOfGroup="Tumor" '
+    ...     'Type="Polygon"><Coordinates><Coordinate Order="0" X="0" Y="0"/><Coordinate Order="1" X="10" Y="0"/>'
+    ...     '<Coordinate Order="2" X="10" Y="5"/></Coordinates></Annotation></Annotations></ASAP_Annotations>')
+    >>> [(a.name, a.label, a.polygon.shape) for a in read_annotations(p)]
+    [('T1', 'Tumor', (3, 2))]
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"annotation file {str(path)!r} does not exist.")
+    with open(path, "rb") as fh:
+        head = fh.read(512).lstrip()
+    if head.startswith(b"<"):
+        return _read_asap(path)
+    if head[:1] in (b"{", b"["):
+        return _read_geojson(path)
+    raise ValueError(f"{str(path)!r} is neither ASAP XML nor GeoJSON (it starts with {head[:20]!r}).")
+
+
+def annotations_to_geojson(annotations, path=None, *, colors=None):
+    """Export annotations as a GeoJSON FeatureCollection that QuPath opens.
+
+    Parameters
+    ----------
+    annotations : list of Annotation (or (K, 2) arrays)
+    path : str or os.PathLike, optional
+        Where to write (via a temporary file and rename); None only returns the dict.
+    colors : dict, optional
+        ``label -> (r, g, b)`` for QuPath's classification colour.
+
+    Returns
+    -------
+    dict
+        The FeatureCollection (closed rings, level-0 pixel coordinates).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gj = annotations_to_geojson([Annotation(np.array([[0, 0], [4, 0], [4, 4]]), label="Tumor")])
+    >>> gj["features"][0]["geometry"]["coordinates"][0][-1], gj["features"][0]["properties"]["classification"]
+    ([0.0, 0.0], {'name': 'Tumor', 'color': [200, 0, 0]})
+    """
+    default_colours = [(200, 0, 0), (0, 150, 0), (0, 0, 200), (200, 150, 0), (150, 0, 200)]
+    colors = dict(colors or {})
+    features = []
+    for i, ann in enumerate(annotations):
+        if not isinstance(ann, Annotation):
+            ann = Annotation(ann)
+        rings = [ann.polygon] + list(ann.holes)
+        coords = [np.vstack([r, r[:1]]).tolist() for r in rings]
+        props = {"objectType": "annotation", "isLocked": False}
+        if ann.name:
+            props["name"] = ann.name
+        if ann.label:
+            if ann.label not in colors:
+                colors[ann.label] = default_colours[len(colors) % len(default_colours)]
+            props["classification"] = {"name": ann.label, "color": [int(c) for c in colors[ann.label]]}
+        features.append({"type": "Feature", "id": str(uuid.UUID(int=i + 1)),
+                         "geometry": {"type": "Polygon", "coordinates": coords}, "properties": props})
+    collection = {"type": "FeatureCollection", "features": features}
+    if path is not None:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".partial")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(collection, fh)
+        os.replace(tmp, path)
+    return collection
+
+
+def _matches(label, patterns):
+    from fnmatch import fnmatchcase
+
+    return any(fnmatchcase(label, p) for p in patterns)
+
+
+def rasterize_annotations(annotations, dimensions, *, downsample=None, mpp=None, slide_mpp=None, labels=None,
+                          exclude=DEFAULT_EXCLUDE):
+    """Draw annotation polygons into a boolean mask.
+
+    Mask pixel ``(i, j)`` covers level-0 ``[j * d, (j + 1) * d) x [i * d, (i + 1) * d)`` and is set when its
+    centre lies inside a polygon (and outside its holes and the excluded polygons).
+
+    Parameters
+    ----------
+    annotations : list of Annotation
+    dimensions : (int, int)
+        Level-0 ``(width, height)`` of the slide.
+    downsample : float, optional
+        Level-0 pixels per mask pixel.
+    mpp, slide_mpp : float, optional
+        Alternatively the mask resolution and the slide's level-0 resolution (``downsample = mpp / slide_mpp``).
+    labels : sequence of str, optional
+        Only draw annotations with these labels (shell patterns allowed); default all but ``exclude``.
+    exclude : sequence of str
+        Labels (shell patterns) whose polygons are cleared from the mask, drawn after the others;
+        by default CAMELYON16's ``"_2"`` and QuPath's ``"Exclusion"`` / ``"Ignore*"``.
+
+    Returns
+    -------
+    ndarray of bool, shape (ceil(h / d), ceil(w / d))
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = rasterize_annotations([Annotation(np.array([[0, 0], [8, 0], [8, 8], [0, 8]]))], (16, 16), downsample=2)
+    >>> m.shape, int(m.sum())
+    ((8, 8), 16)
+    """
+    from skimage.draw import polygon as draw_polygon
+
+    if downsample is None:
+        if mpp is None or slide_mpp is None:
+            raise ValueError("give downsample, or both mpp and slide_mpp, to rasterize_annotations().")
+        downsample = float(mpp) / float(np.mean(np.atleast_1d(slide_mpp)))
+    d = float(downsample)
+    if not d > 0:
+        raise ValueError(f"downsample must be positive, got {downsample!r}.")
+    W, H = (int(v) for v in dimensions)
+    shape = (max(1, int(np.ceil(H / d - 1e-9))), max(1, int(np.ceil(W / d - 1e-9))))
+    mask = np.zeros(shape, bool)
+    exclude = tuple(exclude or ())
+    draw, cut = [], []
+    for ann in annotations:
+        if not isinstance(ann, Annotation):
+            ann = Annotation(ann)
+        if exclude and _matches(ann.label, exclude):
+            cut.append(ann)
+        elif labels is None or _matches(ann.label, labels):
+            draw.append(ann)
+
+    def fill(ring, value):
+        # Pixel j's centre is at level-0 (j + 0.5) * d; skimage sets pixels whose integer
+        # coordinates fall inside the polygon, so shift the vertices by half a pixel.
+        rr, cc = draw_polygon(ring[:, 1] / d - 0.5, ring[:, 0] / d - 0.5, shape=shape)
+        mask[rr, cc] = value
+
+    for ann in draw:
+        fill(ann.polygon, True)
+        for hole in ann.holes:
+            fill(hole, False)
+    for ann in cut:
+        fill(ann.polygon, False)
+    return mask
+
+
+def patch_labels(grid, mask, mask_downsample=None, min_fraction=0.5):
+    """0/1 label per grid patch: 1 when at least ``min_fraction`` of its area is in ``mask``.
+
+    Parameters
+    ----------
+    grid : PatchGrid
+    mask : ndarray of bool (h, w) or TissueMask
+        E.g. from :func:`rasterize_annotations`.
+    mask_downsample : float or (float, float), optional
+        Level-0 pixels per mask pixel (taken from a TissueMask, else from the slide width / mask width).
+    min_fraction : float
+        Area fraction threshold in (0, 1].
+
+    Returns
+    -------
+    ndarray of int64 (N,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from medfeat.slides import PatchGrid
+    >>> g = PatchGrid([[0, 0], [8, 0]], mpp=1, size=8, stride=8, slide_dimensions=(16, 8), slide_mpp=(1, 1))
+    >>> m = np.zeros((4, 8), bool); m[:, :3] = True
+    >>> patch_labels(g, m, mask_downsample=2).tolist()
+    [1, 0]
+    """
+    if hasattr(mask, "mask") and hasattr(mask, "downsample"):
+        mask_downsample = mask.downsample if mask_downsample is None else mask_downsample
+        mask = mask.mask
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be a 2-D boolean array, got shape {mask.shape}.")
+    if not 0 < float(min_fraction) <= 1:
+        raise ValueError(f"min_fraction must be in (0, 1], got {min_fraction!r}.")
+    if mask_downsample is None:
+        W, H = grid.slide_dimensions
+        mask_downsample = (W / mask.shape[1], H / mask.shape[0])
+    frac = box_fractions(mask.astype(bool), mask_downsample, grid.boxes())
+    return (frac >= float(min_fraction) - 1e-12).astype(np.int64)
