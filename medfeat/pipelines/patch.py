@@ -228,12 +228,15 @@ def _aligned_scores(estimator, X, classes):
     slide is in the test fold) cannot be predicted: its probability is 0, its decision value is set
     below every other value of that fold, so it ranks last.
     """
-    s = decision_scores(estimator, X)
-    fitted = list(estimator.classes_)
     if len(classes) == 2:
-        return s
-    if s.ndim == 1:  # binary model on a multi-class problem: only two classes in the training fold
-        s = np.column_stack([-s, s])
+        return decision_scores(estimator, X)
+    fitted = list(estimator.classes_)
+    if hasattr(estimator, "predict_proba"):
+        s = np.asarray(estimator.predict_proba(X), dtype=np.float64)
+    else:
+        s = np.asarray(estimator.decision_function(X), dtype=np.float64)
+        if s.ndim == 1:  # only two classes on this fold's training side: +-d ranks them both
+            s = np.column_stack([-s, s])
     out = np.empty((s.shape[0], len(classes)), dtype=np.float64)
     fill = 0.0 if hasattr(estimator, "predict_proba") else float(np.min(s)) - 1.0
     out[:] = fill
