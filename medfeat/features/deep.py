@@ -1,0 +1,672 @@
+"""Frozen ImageNet CNN layer embeddings as a scikit-learn transformer (Bar et al. 2015, DeCAF).
+
+:class:`DeepFeatures` turns NHWC ``uint8`` image batches into pooled activations of any layer(s) of
+a backbone from :mod:`medfeat.features.backbones`. The network is built in ``fit`` (nothing heavy in
+``__init__``) and rebuilt after unpickling rather than pickled.
+
+How a batch is processed (all tensor operations on the whole batch, no per-image PIL work):
+
+1. the ``uint8`` NHWC slice is wrapped without a copy (``torch.from_numpy``; on CUDA it goes
+   through a pinned buffer and a non-blocking copy);
+2. it is viewed as NCHW, which is already channels-last in memory, and resized as ``uint8`` with
+   antialiased bilinear interpolation when the patch size differs from the input size;
+3. ``uint8 -> float`` conversion and the mean/std normalisation are one fused ``addcmul``, whose
+   NHWC output is the channels-last NCHW input of the network;
+4. the network is a torchvision ``create_feature_extractor`` graph cut after the last requested
+   layer, with each requested activation pooled as soon as it is computed (so later in-place
+   operations cannot alter it and big maps are not kept alive), under ``torch.inference_mode``,
+   with bf16 autocast on CUDA;
+5. pooled vectors are written into a preallocated float32 output: memory is bounded by one batch.
+
+torch, torchvision and timm are imported inside functions only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import namedtuple
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from medfeat._checks import check_image, check_image_batch
+
+__all__ = ["DeepFeatures", "ImageNetPrediction", "predict_imagenet"]
+
+_POOLS = ("avg", "max", "avgmax", "gem", "flatten")
+_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_GEM_P = 3.0  # generalised-mean exponent of Radenovic et al. (their fixed default)
+_GEM_EPS = 1e-6
+
+ImageNetPrediction = namedtuple("ImageNetPrediction", ["index", "name", "probability"])
+ImageNetPrediction.__doc__ = "One of the top-k ImageNet classes of an image: class index, class name, softmax probability."
+
+
+def _pool(x, mode):
+    """Pool one activation to (N, D) float32.
+
+    4-D maps are NCHW (pooled over H, W; ``flatten`` keeps C, H, W order, as AlexNet's own
+    classifier does); 3-D tensors are (N, tokens, C) and pooled over tokens; 2-D vectors are kept.
+    Called inside the extractor graph right after the layer, so the result must not alias ``x``.
+    """
+    import torch
+
+    if x.dtype != torch.float32:
+        x = x.float()  # pool bf16/fp16 activations in fp32
+    if mode == "raw" or x.ndim == 2:  # "raw": the activation itself (used to probe shapes)
+        return x.clone()
+    if x.ndim not in (3, 4):
+        raise ValueError(f"cannot pool an activation of shape {tuple(x.shape)}; expected 2-D, 3-D or 4-D.")
+    if mode == "flatten":
+        return x.contiguous().flatten(1).clone() if x.ndim == 4 else x.flatten(1).clone()
+    dims = (2, 3) if x.ndim == 4 else (1,)
+    if mode == "avg":
+        return x.mean(dims)
+    if mode == "max":
+        return x.amax(dims)
+    if mode == "avgmax":
+        return torch.cat([x.mean(dims), x.amax(dims)], dim=1)
+    # gem: activations below eps are clamped (the usual GeM definition, meant for post-ReLU maps).
+    return x.clamp(min=_GEM_EPS).pow(_GEM_P).mean(dims).pow(1.0 / _GEM_P)
+
+
+def _build_extractor(backbone, layers, pool):
+    """A module mapping a normalised NCHW batch to {alias: pooled (N, D) tensor}.
+
+    ``layers`` maps output aliases to layer names. Uses torchvision's ``create_feature_extractor``
+    (with timm's leaf modules) and appends the pooling to the traced graph.
+    """
+    import torch
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    model = backbone.model.eval()
+    backbone.layers  # noqa: B018 - traces once; sets backbone.traceable
+    if not backbone.traceable:
+        return _HookExtractor(model, layers, pool)
+    return_nodes = {node: alias for alias, node in layers.items()}
+    graph_module = create_feature_extractor(
+        model, return_nodes=return_nodes, tracer_kwargs=backbone.tracer_kwargs or None, suppress_diff_warning=True
+    )
+    graph_module.eval()
+    graph = graph_module.graph
+    output = next(n for n in graph.nodes if n.op == "output")
+    outputs = output.args[0]
+    pooled = {}
+    for alias, node in outputs.items():
+        with graph.inserting_after(node):
+            pooled[alias] = graph.call_function(_pool, (node, pool))
+    output.args = ({alias: pooled[alias] for alias in layers},)
+    graph.lint()
+    # A plain GraphModule over the eval graph: DualGraphModule would swap graphs on .train().
+    return torch.fx.GraphModule(graph_module, graph, class_name=f"{type(model).__name__}Features")
+
+
+class _HookExtractor:
+    """Fallback for models FX cannot trace: forward hooks pool each named module's output.
+
+    Used only when tracing fails (Backbone.traceable is False); unlike the FX graph it runs the
+    whole forward pass, since a hook cannot stop the model after the last requested layer.
+    """
+
+    def __init__(self, model, layers, pool):
+        modules = dict(model.named_modules())
+        self.model = model
+        self.layers = layers
+        self._store = {}
+        self._handles = []
+        for alias, name in layers.items():
+            self._handles.append(modules[name].register_forward_hook(self._hook(alias, pool)))
+
+    def _hook(self, alias, pool):
+        def hook(module, args, output):
+            self._store[alias] = _pool(output, pool)
+
+        return hook
+
+    def to(self, *args, **kwargs):
+        self.model.to(*args, **kwargs)
+        return self
+
+    def __call__(self, x):
+        self._store = {}
+        self.model(x)
+        return {alias: self._store[alias] for alias in self.layers}
+
+
+def _resolve_device(device):
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:<i>' or 'mps', got {device!r}.") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available here; use device='auto' or 'cpu'.")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"device={device!r} but MPS is not available here; use device='auto' or 'cpu'.")
+    return dev
+
+
+def _resolve_precision(precision, device):
+    if precision not in _PRECISIONS:
+        raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}.")
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
+
+
+def _autocast(precision, device):
+    import torch
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def _cpu_threads(device):
+    """Use at most the CPUs this process may run on (containers often report the host's count)."""
+    import torch
+
+    if device.type != "cpu" or not hasattr(os, "sched_getaffinity"):
+        yield
+        return
+    before = torch.get_num_threads()
+    wanted = max(1, min(before, len(os.sched_getaffinity(0))))
+    if wanted != before:
+        torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        if wanted != before:
+            torch.set_num_threads(before)
+
+
+def _normaliser(mean, std, device):
+    """(scale, shift) with ``(x / 255 - mean) / std == x * scale + shift`` per channel."""
+    import torch
+
+    mean = torch.tensor(mean, dtype=torch.float32, device=device)
+    std = torch.tensor(std, dtype=torch.float32, device=device)
+    return 1.0 / (255.0 * std), -mean / std
+
+
+def _prepare(batch, size, scale, shift):
+    """uint8 NHWC tensor -> normalised float32 NCHW tensor in channels-last memory.
+
+    ``size`` is (h, w) or None. Grey (C=1) broadcasts to 3 channels in the normalisation.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    x = batch.permute(0, 3, 1, 2)  # NCHW view of NHWC memory = channels_last
+    if size is not None and tuple(x.shape[-2:]) != tuple(size):
+        if x.device.type == "cpu":
+            # uint8 antialiased bilinear has a dedicated fast CPU kernel (same results as PIL's resize,
+            # up to rounding) and moves 4x fewer bytes than resizing float32.
+            x = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
+        else:
+            x = F.interpolate(x.float(), size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
+    x = x.permute(0, 2, 3, 1)
+    # One pass: uint8 -> float32 and (x/255 - mean)/std; NHWC output = channels-last NCHW below.
+    return torch.addcmul(shift, x, scale).permute(0, 3, 1, 2)
+
+
+def _as_batch(X, name="X"):
+    """Checked batch: a uint8 NHWC array, or a list of HWC arrays stacked when they share a shape."""
+    X = check_image_batch(X, name=name)
+    if isinstance(X, list) and len({im.shape for im in X}) == 1:
+        X = np.stack(X)
+    return X
+
+
+class DeepFeatures(TransformerMixin, BaseEstimator):
+    """Frozen ImageNet CNN layer activations, pooled, as features (Bar et al. 2015; DeCAF).
+
+    Parameters
+    ----------
+    backbone : str, default "efficientnet_lite0"
+        A name from :func:`~medfeat.features.list_backbones`: ``"efficientnet_lite0/1/2"`` (offline
+        ImageNet weights), ``"torchvision:<name>"``, ``"timm:<name>"``.
+    weights : str, path or None, default "DEFAULT"
+        See :func:`~medfeat.features.load_backbone`: ``"DEFAULT"``, a weights/tag name, ``None``
+        (random, seeded) or a local checkpoint path.
+    layers : str, sequence of str, dict or None, default None
+        Layer(s) to read, by FX node name or module path (see :func:`~medfeat.features.list_layers`);
+        several are concatenated in the given order. A dict maps short aliases, used in the feature
+        names, to layer names. None: the backbone's final feature map (its pooled embedding).
+    pool : {"avg", "max", "avgmax", "gem", "flatten"}, default "avg"
+        How a C x H x W map becomes a vector: global average, max, both concatenated (avg block then
+        max block), generalised mean (p=3, on values clamped at 1e-6), or ``"flatten"`` (C*H*W
+        values in C, H, W order, for fc-like use of a conv map). Token outputs (N, L, C) are pooled
+        over tokens; vector outputs (e.g. fc layers) are used as they are.
+    input_size : "auto", int, (int, int) or None, default "auto"
+        Size images are resized to (antialiased bilinear): ``"auto"`` is the backbone's size (224
+        for Lite0); None keeps the patch size (no resize).
+    batch_size : int, default 32
+        Images per forward pass; memory use is bounded by one batch.
+    device : str, default "auto"
+        ``"auto"`` uses CUDA when available, else the CPU; or ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+    precision : {"auto", "fp32", "bf16", "fp16"}, default "auto"
+        ``"auto"`` is bf16 autocast on CUDA and fp32 on the CPU. Features are always returned as float32.
+    compile : bool or str, default False
+        Wrap the extractor in ``torch.compile`` (a string is passed as its ``mode``); the first
+        batch then pays the compilation time.
+    progress : bool, default False
+        Show a tqdm bar over batches.
+
+    Attributes
+    ----------
+    backbone_ : Backbone
+        The loaded network (rebuilt lazily after unpickling).
+    layers_ : dict
+        Alias -> layer name actually used.
+    input_size_ : tuple of int or None
+        (h, w) images are resized to.
+    layer_dims_ : dict
+        Alias -> number of features of that layer.
+    n_features_out_ : int
+        Total number of features.
+    device_, precision_ : str
+        Resolved device and precision.
+
+    Notes
+    -----
+    Grey images (C=1) are replicated to RGB. ``transform`` returns the same numbers whatever the
+    batch size (up to float rounding). Pickles hold parameters and fitted metadata only; the network
+    is rebuilt from ``backbone``/``weights`` on first use after loading (so a checkpoint path must
+    still exist there).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    >>> deep = DeepFeatures(layers="blocks.2", input_size=None).fit(X)
+    >>> deep.transform(X).shape
+    (2, 40)
+    >>> deep.get_feature_names_out()[0]
+    'efficientnet_lite0.blocks.2__avg__0'
+    """
+
+    def __init__(
+        self,
+        backbone="efficientnet_lite0",
+        weights="DEFAULT",
+        layers=None,
+        pool="avg",
+        input_size="auto",
+        batch_size=32,
+        device="auto",
+        precision="auto",
+        compile=False,
+        progress=False,
+    ):
+        self.backbone = backbone
+        self.weights = weights
+        self.layers = layers
+        self.pool = pool
+        self.input_size = input_size
+        self.batch_size = batch_size
+        self.device = device
+        self.precision = precision
+        self.compile = compile
+        self.progress = progress
+
+    @classmethod
+    def bar2015(cls, weights="DEFAULT", **params):
+        """DeCAF layers of Bar et al. (2015): AlexNet pool5 (9216), fc6 and fc7 after ReLU (4096 each).
+
+        ``torchvision:alexnet`` at 224 px, ``layers={"pool5": "avgpool", "fc6": "classifier.2",
+        "fc7": "classifier.5"}``, ``pool="flatten"``: 17408 features named ``alexnet.pool5__flatten__*``,
+        ``alexnet.fc6__*``, ``alexnet.fc7__*``. (torchvision's ``avgpool`` is the identity on the 6x6
+        pool5 map at 224 px and is what fc6 reads.) The default ImageNet weights are downloaded into
+        the torch cache when online; pass a local file or ``weights=None`` otherwise.
+
+        Parameters
+        ----------
+        weights : optional
+            As for :class:`DeepFeatures`.
+        **params
+            Other :class:`DeepFeatures` parameters (``batch_size``, ``device``, ...).
+
+        Examples
+        --------
+        >>> deep = DeepFeatures.bar2015(weights=None).fit()
+        >>> deep.n_features_out_
+        17408
+        """
+        settings = dict(
+            backbone="torchvision:alexnet",
+            layers={"pool5": "avgpool", "fc6": "classifier.2", "fc7": "classifier.5"},
+            pool="flatten",
+            input_size=224,
+        )
+        settings.update(params)
+        return cls(weights=weights, **settings)
+
+    # -- fitting -------------------------------------------------------------------------------
+    def _validate_params(self):
+        if self.pool not in _POOLS:
+            raise ValueError(f"pool must be one of {_POOLS}, got {self.pool!r}.")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}.")
+        if self.precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}.")
+        if not isinstance(self.compile, (bool, str)):
+            raise ValueError(f"compile must be a bool or a torch.compile mode string, got {self.compile!r}.")
+
+    def _resolve_size(self, backbone, X=None):
+        size = self.input_size
+        if isinstance(size, str):
+            if size != "auto":
+                raise ValueError(f"input_size must be 'auto', an int, (h, w) or None, got {size!r}.")
+            return (backbone.input_size, backbone.input_size)
+        if size is None:
+            return None
+        if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+            size = (int(size), int(size))
+        if (not isinstance(size, (tuple, list)) or len(size) != 2
+                or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in size)):
+            raise ValueError(f"input_size must be 'auto', a positive int, (h, w) or None, got {self.input_size!r}.")
+        return (int(size[0]), int(size[1]))
+
+    def _layer_map(self, backbone):
+        if isinstance(self.layers, dict):
+            if not self.layers or not all(isinstance(k, str) and k for k in self.layers):
+                raise ValueError(f"layers as a dict must map non-empty alias strings to layer names, got {self.layers!r}.")
+            names = backbone.resolve_layers(tuple(self.layers.values()))
+            return dict(zip(self.layers.keys(), names))
+        names = backbone.resolve_layers(self.layers)
+        return {name: name for name in names}
+
+    def _load(self):
+        from medfeat.features.backbones import load_backbone
+
+        backbone = load_backbone(self.backbone, weights=self.weights)
+        return backbone, self._layer_map(backbone)
+
+    def _to_device(self, backbone, layers):
+        """Build the pooled extractor on the target device, channels-last, compiled if asked."""
+        import torch
+
+        device = _resolve_device(self.device)
+        extractor = _build_extractor(backbone, layers, self.pool)
+        if isinstance(extractor, torch.nn.Module):
+            extractor = extractor.to(device=device, memory_format=torch.channels_last)
+        else:
+            extractor.model.to(device=device, memory_format=torch.channels_last)
+        if self.compile:
+            mode = self.compile if isinstance(self.compile, str) else None
+            extractor = torch.compile(extractor, mode=mode)
+        return device, extractor
+
+    def fit(self, X=None, y=None):
+        """Build the network. No learning: ``X`` is only used for its patch size when ``input_size=None``.
+
+        Parameters
+        ----------
+        X : ndarray (N, H, W, C), list of images, or None
+            Optional sample batch.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        backbone, layers = self._load()
+        size = self._resolve_size(backbone)
+        probe = size
+        if X is not None:
+            X = _as_batch(X)
+            if size is None and not isinstance(X, list):
+                probe = X.shape[1:3]
+            elif size is None and self.pool == "flatten":
+                raise ValueError("pool='flatten' with input_size=None needs images of one size; X has several sizes.")
+        if probe is None:
+            if self.pool == "flatten":
+                raise ValueError(
+                    "pool='flatten' with input_size=None: the number of features depends on the image size; "
+                    "call fit(X) with sample images or set input_size."
+                )
+            probe = (backbone.input_size, backbone.input_size)
+        raw = _probe(backbone, layers, probe)  # on the CPU, before the model moves to its device
+        device, extractor = self._to_device(backbone, layers)
+        self.backbone_ = backbone
+        self.extractor_ = extractor
+        self.layers_ = layers
+        self.input_size_ = size
+        self.device_ = str(device)
+        self.precision_ = _resolve_precision(self.precision, device)
+        self.layer_ndims_ = {alias: int(raw[alias].ndim) for alias in layers}
+        self.layer_dims_ = {alias: int(_pool(raw[alias], self.pool).shape[1]) for alias in layers}
+        self.probe_size_ = tuple(int(v) for v in probe)
+        self.n_features_out_ = int(sum(self.layer_dims_.values()))
+        return self
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        # The network is rebuilt from (backbone, weights) after unpickling: pickles stay small and
+        # never hold torch objects.
+        for key in ("backbone_", "extractor_"):
+            state.pop(key, None)
+        return state
+
+    def _ensure_model(self):
+        if getattr(self, "extractor_", None) is None:  # unpickled: rebuild from the parameters
+            backbone, layers = self._load()
+            device, extractor = self._to_device(backbone, layers)
+            self.backbone_, self.extractor_, self.device_ = backbone, extractor, str(device)
+        return self.extractor_
+
+    # -- transform -----------------------------------------------------------------------------
+    def transform(self, X):
+        """Pooled activations of the chosen layers.
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, H, W, C) or list of images
+            uint8 (or float in [0, 1]) RGB or grey patches.
+
+        Returns
+        -------
+        ndarray of float32, shape (N, n_features_out_)
+        """
+        import torch
+
+        check_is_fitted(self, "n_features_out_")
+        X = _as_batch(X)
+        extractor = self._ensure_model()
+
+        device = torch.device(self.device_)
+        scale, shift = _normaliser(self.backbone_.mean, self.backbone_.std, device)
+        n = len(X)
+        out = np.empty((n, self.n_features_out_), dtype=np.float32)
+        aliases = list(self.layers_)
+        bs = int(self.batch_size)
+        pinned = None
+        from tqdm.auto import tqdm
+
+        with torch.inference_mode(), _cpu_threads(device), tqdm(
+            total=n, disable=not self.progress, desc="DeepFeatures", unit="img"
+        ) as bar:
+            for start, batch in self._batches(X, bs):
+                if device.type == "cuda":
+                    if pinned is None or pinned.shape[1:] != batch.shape[1:] or pinned.shape[0] < len(batch):
+                        pinned = torch.empty((bs,) + tuple(batch.shape[1:]), dtype=torch.uint8).pin_memory()
+                    staged = pinned[: len(batch)]
+                    staged.copy_(batch)
+                    # Safe to reuse the pinned buffer next batch: .cpu() below waits for this copy.
+                    batch = staged.to(device, non_blocking=True)
+                elif device.type != "cpu":
+                    batch = batch.to(device)
+                self._check_size(batch)
+                with _autocast(self.precision_, device):
+                    feats = extractor(_prepare(batch, self.input_size_, scale, shift))
+                block = torch.cat([feats[a].float() for a in aliases], dim=1) if len(aliases) > 1 else feats[aliases[0]]
+                out[start:start + len(batch)] = block.cpu().numpy()
+                bar.update(len(batch))
+        return out
+
+    def _batches(self, X, bs):
+        """Yield (start, uint8 NHWC tensor); lists of mixed sizes are resized per image first."""
+        import torch
+
+        if not isinstance(X, list):
+            for start in range(0, len(X), bs):
+                yield start, torch.from_numpy(np.ascontiguousarray(X[start:start + bs]))
+            return
+        if self.input_size_ is None:
+            if self.pool == "flatten":
+                raise ValueError("X holds images of different sizes; pool='flatten' needs one size (set input_size).")
+            for i, image in enumerate(X):  # no common size: one image per forward pass
+                yield i, torch.from_numpy(np.ascontiguousarray(image))[None]
+            return
+        for start in range(0, len(X), bs):
+            chunk = [_resize_uint8(torch.from_numpy(np.ascontiguousarray(im)), self.input_size_) for im in X[start:start + bs]]
+            channels = {t.shape[-1] for t in chunk}
+            if len(channels) > 1:  # mixed grey and RGB in one list: promote grey to RGB
+                chunk = [t.expand(-1, -1, 3) if t.shape[-1] == 1 else t for t in chunk]
+            yield start, torch.stack(chunk)
+
+    def _check_size(self, batch):
+        if self.pool == "flatten" and self.input_size_ is None and tuple(batch.shape[1:3]) != self.probe_size_:
+            raise ValueError(
+                f"X has {tuple(batch.shape[1:3])} images but this pool='flatten' extractor was fitted on "
+                f"{self.probe_size_}: the number of features depends on the size. Fit on images of this size "
+                "or set input_size."
+            )
+
+    def get_feature_names_out(self, input_features=None):
+        """Names ``<arch>.<layer>__<pool>__<i>`` (``<arch>.<layer>__<i>`` for vector layers).
+
+        ``avgmax`` gives ``__avg__<i>`` for the first half and ``__max__<i>`` for the second.
+
+        Returns
+        -------
+        ndarray of str
+        """
+        check_is_fitted(self, "n_features_out_")
+        arch = self._arch()
+        names = []
+        for alias, dim in self.layer_dims_.items():
+            prefix = f"{arch}.{alias}"
+            if self.layer_ndims_[alias] == 2:
+                names.extend(f"{prefix}__{i}" for i in range(dim))
+            elif self.pool == "avgmax":
+                half = dim // 2
+                names.extend(f"{prefix}__avg__{i}" for i in range(half))
+                names.extend(f"{prefix}__max__{i}" for i in range(half))
+            else:
+                names.extend(f"{prefix}__{self.pool}__{i}" for i in range(dim))
+        return np.asarray(names, dtype=object)
+
+    def _arch(self):
+        name = str(self.backbone)
+        return name.split(":", 1)[1].split(".")[0] if ":" in name else name
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False  # image batches (N, H, W, C), not tables
+        tags.requires_fit = True
+        tags.non_deterministic = False
+        return tags
+
+
+def _probe(backbone, layers, size):
+    """Raw activations of one blank image of ``size`` on the CPU, to learn each layer's shape."""
+    import torch
+
+    raw = _build_extractor(backbone, layers, "raw")
+    scale, shift = _normaliser(backbone.mean, backbone.std, torch.device("cpu"))
+    blank = torch.zeros((1, size[0], size[1], 3), dtype=torch.uint8)
+    with torch.inference_mode(), _cpu_threads(torch.device("cpu")):
+        return raw(_prepare(blank, None, scale, shift))
+
+
+def _resize_uint8(image, size):
+    """Resize one HWC uint8 tensor to ``size`` (h, w) with the batch path's interpolation."""
+    import torch.nn.functional as F
+
+    if tuple(image.shape[:2]) == tuple(size):
+        return image
+    x = image.permute(2, 0, 1)[None]
+    x = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
+    return x[0].permute(1, 2, 0).contiguous()
+
+
+def _center_square(image):
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return image[top:top + side, left:left + side]
+
+
+def predict_imagenet(images, top_k=5, backbone="efficientnet_lite0", weights="DEFAULT", batch_size=32, device="auto"):
+    """Top-k ImageNet classes of images: a sanity check of a backbone and its preprocessing.
+
+    Each image is centre-cropped to a square, resized (antialiased bilinear) to the backbone's input
+    size, normalised as the backbone expects and classified by its ImageNet head (fp32).
+
+    Parameters
+    ----------
+    images : ndarray or list
+        One image (H x W grey or H x W x C) or a batch (N x H x W x C array or list of images),
+        uint8 or float in [0, 1]. A batch of grey images must be N x H x W x 1.
+    top_k : int, default 5
+        Number of classes per image.
+    backbone, weights : optional
+        As for :func:`~medfeat.features.load_backbone`; the head must have the 1000 ImageNet classes.
+    batch_size : int, default 32
+    device : str, default "auto"
+
+    Returns
+    -------
+    list of list of ImageNetPrediction
+        Per image, ``top_k`` ``(index, name, probability)`` tuples, most probable first.
+
+    Examples
+    --------
+    >>> from skimage import data
+    >>> top = predict_imagenet(data.chelsea(), top_k=3)[0]
+    >>> any(p.name in ("tabby", "tiger cat", "Egyptian cat") for p in top)
+    True
+    """
+    import torch
+
+    from medfeat.features.backbones import load_backbone
+
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or not 1 <= top_k <= 1000:
+        raise ValueError(f"top_k must be an integer in [1, 1000], got {top_k!r}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    arr = images if isinstance(images, (list, tuple)) else np.asarray(images)
+    if not isinstance(arr, (list, tuple)) and arr.ndim in (2, 3):
+        batch = [check_image(arr, name="images")]
+    else:
+        batch = check_image_batch(arr, name="images")
+    bb = load_backbone(backbone, weights=weights)
+    if bb.categories is None or len(bb.categories) != 1000:
+        raise ValueError(f"backbone {bb.name!r} has no 1000-class ImageNet head; predict_imagenet needs one.")
+    dev = _resolve_device(device)
+    model = bb.model.to(device=dev, memory_format=torch.channels_last)
+    scale, shift = _normaliser(bb.mean, bb.std, dev)
+    size = (bb.input_size, bb.input_size)
+    results = []
+    with torch.inference_mode(), _cpu_threads(dev):
+        for start in range(0, len(batch), batch_size):
+            chunk = [
+                _resize_uint8(torch.from_numpy(np.ascontiguousarray(_center_square(im))), size).expand(-1, -1, 3)
+                for im in batch[start:start + batch_size]
+            ]
+            x = _prepare(torch.stack(chunk).to(dev), None, scale, shift)
+            prob = torch.softmax(model(x).float(), dim=1).cpu()
+            values, indices = prob.topk(int(top_k), dim=1)
+            for vals, idxs in zip(values.tolist(), indices.tolist()):
+                results.append([ImageNetPrediction(i, bb.categories[i], v) for i, v in zip(idxs, vals)])
+    return results
