@@ -4,9 +4,10 @@ Coordinates are always level-0 pixels, top-left, ``(x, y)``. Resolution is asked
 pixel (``mpp``); the reader picks the coarsest pyramid level that is still at least as fine as the
 request and resizes from there.
 
-Resizing uses Pillow's ``Image.resize`` with the bilinear filter and a float ``box``: Pillow widens the
-filter support when it shrinks, so a downscale averages over each output pixel's whole footprint
-(antialiased, like area interpolation) and the float box keeps sub-pixel positions exact. When the
+Resizing uses Pillow's ``Image.resize`` with a float ``box`` (sub-pixel positions kept exact): the box
+filter when shrinking, so each output pixel is the area-weighted mean of the level pixels under its
+footprint (antialiased, like OpenCV's INTER_AREA and like the averaging that builds slide pyramids),
+and the bilinear filter when enlarging (a request finer than level 0). When the
 requested resolution matches a pyramid level (within 1 %) the level's pixels are returned as stored,
 without resampling.
 
@@ -471,7 +472,9 @@ class SlideReader:
         if cx1 > cx0 and cy1 > cy0:
             block[cy0 - by0 : cy1 - by0, cx0 - bx0 : cx1 - bx0] = self._backend_read(level, cx0, cy0, cx1 - cx0, cy1 - cy0)
         box = (lx - bx0, ly - by0, lx - bx0 + w * sx, ly - by0 + h * sy)
-        out = Image.fromarray(block).resize((w, h), Image.Resampling.BILINEAR, box=box)
+        shrink = sx >= 1.0 and sy >= 1.0
+        resample = Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR
+        out = Image.fromarray(block).resize((w, h), resample, box=box)
         return np.asarray(out)
 
     def _backend_read(self, level, x, y, w, h):
