@@ -1,3 +1,50 @@
-"""medfeat.features (filled in by its issue)."""
+"""Feature extraction from image patches.
 
-__all__ = []
+Handcrafted families, each a function on one image plus a scikit-learn transformer on NHWC
+uint8 batches (or lists of images) returning float32 2-D arrays:
+
+- :func:`lbp_histogram` / :class:`LBPHistogram`: rotation-invariant uniform LBP histograms;
+- :func:`gist_descriptor` / :class:`GIST`: Oliva-Torralba GIST, as LabelMe's ``LMgist``;
+- :func:`color_features` / :class:`ColorFeatures`: RGB, HSV and HED statistics and histograms;
+- :func:`glcm_features` / :class:`GLCMFeatures`: grey-level co-occurrence properties;
+- :class:`HandcraftedFeatures`: all of the above, names prefixed by family.
+
+Deep features from frozen ImageNet backbones (:class:`DeepFeatures`, :func:`load_backbone`) and
+multiscale context (:class:`MultiScaleFeatures`) import torch only when used.
+
+Examples
+--------
+>>> import numpy as np
+>>> from medfeat.features import LBPHistogram
+>>> X = np.zeros((2, 16, 16, 3), np.uint8)
+>>> LBPHistogram(radii_points=[(8, 1)]).fit_transform(X).shape
+(2, 10)
+"""
+
+from .backbones import list_backbones, list_layers, load_backbone
+from .color import ColorFeatures, color_features
+from .deep import DeepFeatures, predict_imagenet
+from .gist import GIST, gist_descriptor
+from .glcm import GLCMFeatures, glcm_features
+from .handcrafted import HandcraftedFeatures
+from .lbp import LBPHistogram, lbp_codes, lbp_histogram
+from .multiscale import MultiScaleFeatures
+
+__all__ = [
+    "ColorFeatures",
+    "DeepFeatures",
+    "GIST",
+    "GLCMFeatures",
+    "HandcraftedFeatures",
+    "LBPHistogram",
+    "MultiScaleFeatures",
+    "color_features",
+    "gist_descriptor",
+    "glcm_features",
+    "lbp_codes",
+    "lbp_histogram",
+    "list_backbones",
+    "list_layers",
+    "load_backbone",
+    "predict_imagenet",
+]

@@ -1,0 +1,142 @@
+"""Shared base class of the image-batch transformers in :mod:`medfeat.features`.
+
+A feature family is written as a function of one chunk of images (``_transform_chunk``) plus the
+list of its feature names; the base class does the rest of the scikit-learn contract: input
+validation through :func:`medfeat._checks.check_image_batch`, chunking the batch so that the
+per-call overhead of joblib (and of the vectorised NumPy kernels) is amortised, ``n_jobs``
+parallelism, float32 2-D output, ``get_feature_names_out`` and tags telling scikit-learn that the
+input is a batch of images rather than a 2-D table.
+"""
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from .._checks import check_image, check_image_batch
+
+__all__ = ["ImageTransformer"]
+
+
+def _chunks(X, size):
+    return [X[i : i + size] for i in range(0, len(X), size)]
+
+
+def _stack_if_same_shape(images):
+    """Return an NHWC array when all images of a list share one shape, else the list itself."""
+    if isinstance(images, np.ndarray):
+        return images
+    if all(im.shape == images[0].shape for im in images):
+        return np.stack(images)
+    return images
+
+
+class ImageTransformer(TransformerMixin, BaseEstimator):
+    """Base class: a feature family computed image by image on an NHWC batch (or a list of images).
+
+    Subclasses implement ``_check_params()`` (validate hyper-parameters, return nothing),
+    ``_make_feature_names()`` (list of str) and ``_transform_chunk(images)``, where ``images``
+    is a checked uint8 NHWC array or a list of ``H x W x C`` uint8 arrays of different sizes and
+    the result is a float array of shape ``(len(images), n_features)``.
+
+    Subclasses must define ``n_jobs`` as a constructor parameter.
+    """
+
+    #: images per joblib task; large enough to amortise dispatch, small enough to stay in cache.
+    _chunk_size = 16
+    #: the kernels are NumPy/SciPy/Cython code that releases the GIL, so threads avoid copying
+    #: the batch into worker processes.
+    _prefer = "threads"
+
+    # -- to be provided by subclasses -------------------------------------------------------
+    def _check_params(self):  # pragma: no cover - overridden
+        pass
+
+    def _make_feature_names(self):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _transform_chunk(self, images):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    # -- scikit-learn API -------------------------------------------------------------------
+    def fit(self, X, y=None):
+        """Validate the parameters and the image batch and record the feature names.
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, H, W, C) or list of images
+            uint8 images (or float in [0, 1]); C is 1 (grey) or 3 (RGB).
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        check_image_batch(X)
+        self._check_params()
+        names = list(self._make_feature_names())
+        self.feature_names_ = np.asarray(names, dtype=object)
+        self.n_features_out_ = len(names)
+        return self
+
+    def transform(self, X):
+        """Compute the features of every image.
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, H, W, C) or list of images
+            uint8 images (or float in [0, 1]); C is 1 (grey) or 3 (RGB).
+
+        Returns
+        -------
+        ndarray of float32, shape (N, n_features_out_)
+        """
+        check_is_fitted(self, "feature_names_")
+        X = check_image_batch(X)
+        out = self._run_chunks(X, self._transform_chunk)
+        if out.shape[1] != self.n_features_out_:  # a bug, not a user error
+            raise RuntimeError(f"{type(self).__name__} produced {out.shape[1]} features, expected {self.n_features_out_}.")
+        return out
+
+    def _run_chunks(self, X, func):
+        chunks = [_stack_if_same_shape(c) for c in _chunks(X, self._chunk_size)]
+        n_jobs = self.n_jobs
+        if n_jobs in (None, 1) or len(chunks) == 1:
+            results = [func(c) for c in chunks]
+        else:
+            from joblib import Parallel, delayed
+            from threadpoolctl import threadpool_limits
+
+            # One BLAS thread per worker: OpenBLAS threads spinning beside joblib's threads
+            # oversubscribe the cores and made n_jobs=2 slower than n_jobs=1.
+            with threadpool_limits(limits=1, user_api="blas"):
+                results = Parallel(n_jobs=n_jobs, prefer=self._prefer)(delayed(func)(c) for c in chunks)
+        return np.ascontiguousarray(np.concatenate(results, axis=0), dtype=np.float32)
+
+    def _transform_one(self, image):
+        """Features of one image (used by the function forms), as a 1-D float32 array."""
+        self._check_params()
+        return np.asarray(self._transform_chunk(check_image(image)[None]), dtype=np.float32)[0]
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output features.
+
+        Parameters
+        ----------
+        input_features : ignored
+            Present for compatibility with scikit-learn; image inputs have no column names.
+
+        Returns
+        -------
+        ndarray of str objects, shape (n_features_out_,)
+        """
+        check_is_fitted(self, "feature_names_")
+        return self.feature_names_.copy()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Input is a batch of images (N, H, W, C) or a list of images, not a 2-D table.
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.requires_fit = True
+        tags.transformer_tags.preserves_dtype = []
+        return tags

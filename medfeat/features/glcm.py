@@ -1,0 +1,188 @@
+"""Grey-level co-occurrence (Haralick-style) texture properties.
+
+The grey image (mean of the channels rounded to uint8) is quantised to ``levels`` grey levels
+(``q = grey * levels // 256``); symmetric, normalised co-occurrence matrices are built for every
+(distance, angle) and reduced with :func:`skimage.feature.graycoprops`.
+
+The matrices equal :func:`skimage.feature.graycomatrix` (``symmetric=True, normed=True``); they
+are counted here for a whole stack of images at once with one ``np.bincount`` per offset instead
+of skimage's per-image pixel loop, and the properties of all images are computed in one
+``graycoprops`` call by stacking the images along its angle axis. The tests check equality with
+skimage.
+"""
+
+import numpy as np
+
+from .._checks import check_image
+from ._base import ImageTransformer
+
+__all__ = ["GLCMFeatures", "glcm_features"]
+
+_PROPS = ("contrast", "dissimilarity", "homogeneity", "energy", "correlation", "ASM")
+_ALL_PROPS = _PROPS + ("mean", "variance", "std", "entropy")
+
+
+def _check_glcm_params(distances, angles, levels, props):
+    try:
+        dists = tuple(int(d) for d in distances)
+        angs = tuple(float(a) for a in angles)
+        props = (props,) if isinstance(props, str) else tuple(props)
+    except (TypeError, ValueError):
+        raise ValueError("distances, angles and props must be sequences (of int, float, str).") from None
+    if not dists or any(d < 1 for d in dists) or any(d != orig for d, orig in zip(dists, distances)):
+        raise ValueError(f"distances must be positive integers, got {distances!r}.")
+    if not angs:
+        raise ValueError("angles must hold at least one angle (radians).")
+    if not isinstance(levels, (int, np.integer)) or isinstance(levels, bool) or not 2 <= levels <= 256:
+        raise ValueError(f"levels must be an integer in [2, 256], got {levels!r}.")
+    if not props or any(p not in _ALL_PROPS for p in props):
+        raise ValueError(f"props must be a non-empty subset of {_ALL_PROPS}, got {props!r}.")
+    return dists, angs, int(levels), props
+
+
+def _quantise(images, levels):
+    if images.shape[-1] == 1:
+        grey = images[..., 0]
+    else:
+        grey = np.round(images.astype(np.float64).mean(axis=-1)).astype(np.uint8)
+    return (grey.astype(np.int64) * levels) // 256
+
+
+def _cooccurrence(q, dists, angs, levels):
+    """Symmetric, normalised GLCMs of a stack q (N, H, W) -> (levels, levels, n_dist, N * n_ang)."""
+    n, h, w = q.shape
+    L = levels
+    P = np.zeros((n, len(dists), len(angs), L * L), dtype=np.float64)
+    offsets = np.arange(n)[:, None] * (L * L)
+    for i, d in enumerate(dists):
+        for j, a in enumerate(angs):
+            # skimage's offsets: (round(sin(a) d), round(cos(a) d)), neighbour at (r + dr, c + dc)
+            dr = int(np.round(np.sin(a) * d))
+            dc = int(np.round(np.cos(a) * d))
+            r0, r1 = max(0, -dr), min(h, h - dr)
+            c0, c1 = max(0, -dc), min(w, w - dc)
+            if r1 <= r0 or c1 <= c0:
+                continue
+            ref = q[:, r0:r1, c0:c1]
+            nb = q[:, r0 + dr : r1 + dr, c0 + dc : c1 + dc]
+            pairs = (ref * L + nb).reshape(n, -1) + offsets
+            counts = np.bincount(pairs.ravel(), minlength=n * L * L).reshape(n, L, L)
+            counts = counts + counts.transpose(0, 2, 1)
+            P[:, i, j] = counts.reshape(n, L * L)
+    sums = P.sum(axis=-1, keepdims=True)
+    sums[sums == 0] = 1
+    P /= sums
+    # (N, nd, na, L, L) -> (L, L, nd, N * na): images stacked along graycoprops' angle axis
+    P = P.reshape(n, len(dists), len(angs), L, L).transpose(3, 4, 1, 0, 2)
+    return P.reshape(L, L, len(dists), n * len(angs))
+
+
+def _glcm_stack(images, params):
+    from skimage.feature import graycoprops
+
+    dists, angs, levels, props = params
+    n = images.shape[0]
+    P = _cooccurrence(_quantise(images, levels), dists, angs, levels)
+    out = []
+    for prop in props:
+        v = graycoprops(P, prop).reshape(len(dists), n, len(angs)).transpose(1, 0, 2)
+        out.append(v.reshape(n, -1))
+    return np.concatenate(out, axis=1)
+
+
+def _angle_name(a):
+    deg = np.degrees(a)
+    return f"a{deg:.0f}" if np.isclose(deg, round(deg)) else f"a{deg:.3g}"
+
+
+class GLCMFeatures(ImageTransformer):
+    """Grey-level co-occurrence properties over several distances and angles.
+
+    Parameters
+    ----------
+    distances : sequence of int
+        Pixel distances of the pixel pairs.
+    angles : sequence of float
+        Angles (radians) of the pixel pairs, skimage's convention.
+    levels : int
+        Number of grey levels after quantisation (2 to 256).
+    props : sequence of str
+        Properties of :func:`skimage.feature.graycoprops`.
+    n_jobs : int or None
+        Number of joblib threads over chunks of images (None = 1).
+
+    Attributes
+    ----------
+    feature_names_ : ndarray of str
+        ``"contrast_d1_a0"`` ... (property, then distance, then angle in degrees).
+    n_features_out_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).integers(0, 256, (2, 16, 16), dtype=np.uint8)[..., None]
+    >>> GLCMFeatures(distances=(1,), angles=(0.0,), props=("contrast",)).fit_transform(X).shape
+    (2, 1)
+    """
+
+    def __init__(
+        self,
+        distances=(1, 2, 4),
+        angles=(0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4),
+        levels=64,
+        props=_PROPS,
+        n_jobs=None,
+    ):
+        self.distances = distances
+        self.angles = angles
+        self.levels = levels
+        self.props = props
+        self.n_jobs = n_jobs
+
+    def _params(self):
+        return _check_glcm_params(self.distances, self.angles, self.levels, self.props)
+
+    def _check_params(self):
+        self._params()
+
+    def _make_feature_names(self):
+        dists, angs, _, props = self._params()
+        return [f"{p}_d{d}_{_angle_name(a)}" for p in props for d in dists for a in angs]
+
+    def _transform_chunk(self, images):
+        params = self._params()
+        if isinstance(images, np.ndarray):
+            return _glcm_stack(images, params)
+        return np.concatenate([_glcm_stack(im[None], params) for im in images], axis=0)
+
+
+def glcm_features(
+    image,
+    distances=(1, 2, 4),
+    angles=(0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4),
+    levels=64,
+    props=_PROPS,
+):
+    """Grey-level co-occurrence properties of one image (see :class:`GLCMFeatures`).
+
+    Parameters
+    ----------
+    image : array-like
+        ``H x W`` grey or ``H x W x 3`` RGB, uint8 (or float in [0, 1]).
+    distances, angles, levels, props
+        See :class:`GLCMFeatures`.
+
+    Returns
+    -------
+    ndarray of float32, shape (len(props) * len(distances) * len(angles),)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> stripes = np.tile(np.array([0, 255], np.uint8), (8, 4))  # vertical stripes
+    >>> glcm_features(stripes, distances=(1,), angles=(0.0, np.pi / 2), levels=2, props=("contrast",))
+    array([1., 0.], dtype=float32)
+    """
+    return GLCMFeatures(distances=distances, angles=angles, levels=levels, props=props)._transform_one(
+        check_image(image)
+    )
