@@ -95,10 +95,10 @@ def _image_png(image, max_size):
             raise ValueError(f"image of dtype {arr.dtype}: expected uint8, or float in [0, 1] for colour images.")
     scale = max(im.width, im.height) / float(max_size)
     if scale > 1:
-        # Heatmaps upscale with NEAREST elsewhere; thumbnails shrink smoothly.
         im = im.resize((max(1, round(im.width / scale)), max(1, round(im.height / scale))), Image.LANCZOS)
-    elif max(im.width, im.height) < 128:
-        f = int(128 // max(im.width, im.height)) or 1
+    elif max(im.width, im.height) < 256:
+        # Small heatmaps (one cell per patch) are enlarged with NEAREST so cells stay visible.
+        f = int(256 // max(im.width, im.height)) or 1
         im = im.resize((im.width * f, im.height * f), Image.NEAREST)
     buf = io.BytesIO()
     im.save(buf, format="PNG")
