@@ -316,8 +316,10 @@ def froc(
     fp_probs = np.asarray(fp_probs, dtype=np.float64)
     thr = np.unique(np.r_[tp_probs, fp_probs])[::-1]
     # Curve from the strictest threshold: a detection counts when probability >= threshold.
-    fps = np.r_[0.0, [np.sum(fp_probs >= t) for t in thr]] / n_slides
-    sens = np.r_[0.0, [np.sum(tp_probs >= t) for t in thr]] / n_lesions if n_lesions else np.zeros(thr.size + 1)
+    n_fp_at = fp_probs.size - np.searchsorted(np.sort(fp_probs), thr, side="left")
+    n_tp_at = tp_probs.size - np.searchsorted(np.sort(tp_probs), thr, side="left")
+    fps = np.r_[0.0, n_fp_at] / n_slides
+    sens = np.r_[0.0, n_tp_at] / n_lesions if n_lesions else np.zeros(thr.size + 1)
     thresholds = np.r_[np.inf, thr]
     # np.interp needs increasing x; fps is non-decreasing along the curve, as in the official script.
     sens_at = {r: float(np.interp(r, fps, sens)) for r in fp_rates}
