@@ -24,7 +24,7 @@ Examples
 from .backbones import list_backbones, list_layers, load_backbone
 from .color import ColorFeatures, color_features
 from .deep import DeepFeatures, predict_imagenet
-from .gist import GIST, gist_descriptor
+from .gist import GIST, gabor_transfer_functions, gist_descriptor
 from .glcm import GLCMFeatures, glcm_features
 from .handcrafted import HandcraftedFeatures
 from .lbp import LBPHistogram, lbp_codes, lbp_histogram
@@ -39,6 +39,7 @@ __all__ = [
     "LBPHistogram",
     "MultiScaleFeatures",
     "color_features",
+    "gabor_transfer_functions",
     "gist_descriptor",
     "glcm_features",
     "lbp_codes",

@@ -169,7 +169,7 @@ def lbp_codes(image, P=8, R=1.0, method="uniform"):
     Examples
     --------
     >>> import numpy as np
-    >>> lbp_codes(np.full((3, 3), 7, np.uint8))[1, 1]  # all neighbours >= centre
+    >>> int(lbp_codes(np.full((3, 3), 7, np.uint8))[1, 1])  # all neighbours >= centre
     8
     """
     (P, R), = _check_lbp_params([(P, R)], method)
