@@ -13,7 +13,13 @@ Examples
 (4, 16, 16, 3)
 """
 
-from .annotations import Annotation, annotations_to_geojson, patch_labels, rasterize_annotations, read_annotations
+from .annotations import (
+    Annotation,
+    annotations_to_geojson,
+    patch_labels,
+    rasterize_annotations,
+    read_annotations,
+)
 from .grid import PatchGrid, box_fractions
 from .patches import PatchBatch, iter_patch_batches, read_patches
 from .reader import MissingMPPError, SlideReader

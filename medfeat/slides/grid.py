@@ -230,7 +230,7 @@ class PatchGrid:
             method = "mask"
             tmask = tissue
         else:
-            raise ValueError(f"tissue must be 'otsu', 'gray', a TissueMask or None, got {type(tissue).__name__}.")
+            raise TypeError(f"tissue must be 'otsu', 'gray', a TissueMask or None, got {type(tissue).__name__}.")
         ds = tmask.downsample
         if ds is None:
             ds = (W / tmask.mask.shape[1], H / tmask.mask.shape[0])

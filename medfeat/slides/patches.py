@@ -226,7 +226,7 @@ def iter_patch_batches(slide, grid, batch_size=64, scales=(1,), num_workers=2, b
                 return _read_indices(reader, grid, idx, scales)
 
             executor = ThreadPoolExecutor(max_workers=num_workers, thread_name_prefix="medfeat-slide")
-            submit = lambda idx: executor.submit(work, idx)  # noqa: E731
+            task, extra = work, ()
         else:
             import multiprocessing as mp
 
@@ -237,13 +237,13 @@ def iter_patch_batches(slide, grid, batch_size=64, scales=(1,), num_workers=2, b
                 initargs=(source, grid.slide_mpp, grid.coords, grid.attrs()),
             )
             readers = []
-            submit = lambda idx: executor.submit(_proc_read, idx, scales)  # noqa: E731
+            task, extra = _proc_read, (scales,)
 
         pending = collections.deque()
         it = iter(chunks)
         try:
             for idx in it:
-                pending.append((idx, submit(idx)))
+                pending.append((idx, executor.submit(task, idx, *extra)))
                 if len(pending) >= prefetch:
                     break
             while pending:
@@ -251,7 +251,7 @@ def iter_patch_batches(slide, grid, batch_size=64, scales=(1,), num_workers=2, b
                 images = fut.result()
                 nxt = next(it, None)
                 if nxt is not None:
-                    pending.append((nxt, submit(nxt)))
+                    pending.append((nxt, executor.submit(task, nxt, *extra)))
                 yield emit(idx, images)
         finally:
             for _, fut in pending:

@@ -17,7 +17,6 @@ it is always a coordinate mistake (e.g. level-k coordinates passed as level-0 on
 """
 
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +91,7 @@ class _OpenSlideBackend:
         ds = self.level_downsamples[level]
         # OpenSlide takes the top-left in level-0 pixels and the size in level pixels.
         try:
-            img = self.slide.read_region((int(round(x * ds)), int(round(y * ds))), level, (int(w), int(h)))
+            img = self.slide.read_region((round(x * ds), round(y * ds)), level, (int(w), int(h)))
         except openslide.OpenSlideError as exc:
             raise ValueError(f"OpenSlide failed to read a region of {self.path!r} (corrupt or truncated?): {exc}") from exc
         rgba = np.asarray(img)
@@ -169,10 +168,9 @@ def _load_plain_image(path):
 def _rgb_uint8(image, name):
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[2] == 4:
-        rgba = arr if arr.dtype == np.uint8 else None
-        if rgba is None:
+        if arr.dtype != np.uint8:
             raise ValueError(f"{name} is RGBA with dtype {arr.dtype}; expected uint8.")
-        arr = _composite_white(rgba)
+        arr = _composite_white(arr)
     arr = check_image(arr, name=name)
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
@@ -221,7 +219,6 @@ class SlideReader:
         self.level_downsamples = backend.level_downsamples
         self.level_count = len(self.level_dimensions)
         self.dimensions = self.level_dimensions[0]
-        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -339,14 +336,12 @@ class SlideReader:
     def __getstate__(self):
         # Readers travel to worker processes by path and re-open there; arrays travel as data.
         state = dict(self.__dict__)
-        state.pop("_lock", None)
         if self.path is not None and self.vendor != "image":
             state["_backend"] = None
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._lock = threading.Lock()
         if self._backend is None and self.path is not None:
             self._backend = _OpenSlideBackend(self.path)
 
@@ -452,12 +447,13 @@ class SlideReader:
         level = self.best_level(min(fx, fy))
         ds = self.level_downsamples[level]
         lw, lh = self.level_dimensions[level]
-        # Per-axis scale of this level (downsample is the mean of both axes for uneven levels).
-        dsx, dsy = W / lw if lw else ds, H / lh if lh else ds
+        # OpenSlide maps level-0 to level-k pixels by dividing by its reported downsample (the mean of
+        # both axes when a level's size does not divide evenly); use the same mapping.
+        dsx = dsy = ds
         sx, sy = fx / dsx, fy / dsy  # level pixels per output pixel
         lx, ly = x / dsx, y / dsy
         if abs(sx - 1.0) < _LEVEL_TOL and abs(sy - 1.0) < _LEVEL_TOL:
-            return self._backend_read(level, int(round(lx)), int(round(ly)), w, h)
+            return self._backend_read(level, round(lx), round(ly), w, h)
         from PIL import Image
 
         # Read an integer-aligned level box with a margin for the filter support, then resample the

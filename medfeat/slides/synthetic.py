@@ -120,15 +120,15 @@ def _write_pages(path, level_dims, tile_source, *, mpp, tile_size, compression, 
         with tifffile.TiffWriter(tmp, bigtiff=True) as tw:
             for level, (w, h) in enumerate(level_dims):
                 res = 1e4 / (mpp0 * (level_dims[0][0] / w))
-                kwargs = dict(
-                    shape=(h, w, 3),
-                    dtype=np.uint8,
-                    tile=(t, t),
-                    resolution=(res, 1e4 / (mpp0 * (level_dims[0][1] / h))),
-                    resolutionunit="CENTIMETER",
-                    subfiletype=1 if level else 0,
-                    metadata=None,
-                )
+                kwargs = {
+                    "shape": (h, w, 3),
+                    "dtype": np.uint8,
+                    "tile": (t, t),
+                    "resolution": (res, 1e4 / (mpp0 * (level_dims[0][1] / h))),
+                    "resolutionunit": "CENTIMETER",
+                    "subfiletype": 1 if level else 0,
+                    "metadata": None,
+                }
                 if compression == "jpeg":
                     kwargs.update(photometric="ycbcr", compression="jpeg", subsampling=(2, 2))
                 else:

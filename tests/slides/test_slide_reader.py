@@ -145,7 +145,7 @@ def test_plain_image_mpp_from_tags_and_missing(tmp_path):
         assert r.vendor == "image" and r.dimensions == (60, 40) and not r.has_mpp
         assert np.array_equal(r.read_region((0, 0), (60, 40)), img)  # level-0 reads need no mpp
         with pytest.raises(MissingMPPError, match=rf"{path.name}.*mpp="):
-            r.mpp
+            _ = r.mpp
         with pytest.raises(MissingMPPError, match=path.name):
             PatchGrid.from_reader(r, mpp=0.5, size=16, tissue=None)
         assert SlideReader.open(path, mpp=0.5).mpp == (0.5, 0.5)
@@ -161,9 +161,8 @@ def test_bad_inputs(tmp_path, synthetic_slide):
     data = synthetic_slide.path.read_bytes()
     truncated = tmp_path / "truncated.tif"
     truncated.write_bytes(data[: len(data) // 3])
-    with pytest.raises(ValueError, match="truncated.tif"):
-        with SlideReader.open(truncated) as r:
-            r.read_region((0, 0), r.dimensions)
+    with pytest.raises(ValueError, match="truncated.tif"), SlideReader.open(truncated) as r:
+        r.read_region((0, 0), r.dimensions)
     with pytest.raises(ValueError, match="mpp"):
         SlideReader.open(np.zeros((4, 4, 3), np.uint8), mpp=-1)
     with pytest.raises(ValueError, match="size"):
