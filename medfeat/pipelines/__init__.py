@@ -1,3 +1,54 @@
-"""medfeat.pipelines (filled in by its issue)."""
+"""Pipelines: patch pipelines, slide feature stores, heatmaps, slide training, comparisons, the demo.
 
-__all__ = []
+Composes the leaves (features, slides, evaluation, datasets) and the classifiers. Heavy libraries
+(torch, openslide, h5py, matplotlib) are imported by the functions that need them.
+
+Examples
+--------
+>>> from medfeat.pipelines import make_patch_pipeline
+>>> [name for name, _ in make_patch_pipeline("color", "logreg").steps]
+['features', 'classifier']
+"""
+
+from .compare import CompareResult, compare_image_folder
+from .demo import run_demo
+from .heatmap import Heatmap, SlideHeatmap, heatmap_from_features, positive_scores
+from .patch import CVResult, cross_validate_groups, make_feature_transformer, make_patch_pipeline
+from .persist import SavedModel, UntrustedModelError, load_model, save_model
+from .slide_train import SlidePatchClassifier, SlideTrainingResult, load_training_set, train_from_feature_stores
+from .store import (
+    EmptyTissueError,
+    ExtractionResult,
+    extract_features,
+    extract_slide_features,
+    load_slide_features,
+    make_features,
+)
+
+__all__ = [
+    "CVResult",
+    "CompareResult",
+    "EmptyTissueError",
+    "ExtractionResult",
+    "Heatmap",
+    "SavedModel",
+    "SlideHeatmap",
+    "SlidePatchClassifier",
+    "SlideTrainingResult",
+    "UntrustedModelError",
+    "compare_image_folder",
+    "cross_validate_groups",
+    "extract_features",
+    "extract_slide_features",
+    "heatmap_from_features",
+    "load_model",
+    "load_slide_features",
+    "load_training_set",
+    "make_feature_transformer",
+    "make_features",
+    "make_patch_pipeline",
+    "positive_scores",
+    "run_demo",
+    "save_model",
+    "train_from_feature_stores",
+]

@@ -1,0 +1,411 @@
+"""The ``medfeat`` command: feature extraction, training, heatmaps, evaluation, comparisons and the demo.
+
+Every subcommand has ``--help``, shows progress bars unless ``--quiet``, and on bad input exits non-zero
+with one line ``medfeat: error: ...`` on stderr (``--debug`` shows the full traceback instead). Heavy
+libraries are imported by the subcommand that needs them, so ``medfeat --help`` is instant.
+
+Examples
+--------
+>>> main(["backbones"])  # doctest: +ELLIPSIS
+efficientnet_lite0
+...
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+__all__ = ["build_parser", "main"]
+
+PROG = "medfeat"
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line, like every other medfeat error."""
+
+    def error(self, message):
+        sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        hint = f" (see `{self.prog} --help`)" if sub else " (see `medfeat --help`)"
+        self.exit(2, f"{PROG}: error: {message}{hint}\n")
+
+
+def _one_line(exc):
+    text = str(exc).strip() or type(exc).__name__
+    first = text.splitlines()[0]
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)) and getattr(exc, "filename", None):
+        first = f"{exc.strerror or first}: {exc.filename}" if exc.strerror else first
+    return first
+
+
+def _say(args, *parts):
+    if not args.quiet:
+        print(*parts)
+
+
+# ------------------------------------------------------------------------------------------------------
+# subcommands
+# ------------------------------------------------------------------------------------------------------
+
+
+def _cmd_backbones(args):
+    from medfeat.features import list_backbones
+
+    for name in list_backbones():
+        print(name)
+    return 0
+
+
+def _cmd_layers(args):
+    from medfeat.features import list_layers
+
+    for name in list_layers(args.name, weights=args.weights):
+        print(name)
+    return 0
+
+
+def _features_from_args(args):
+    from medfeat.pipelines.store import make_features
+
+    layers = None
+    if args.layers:
+        layers = [part for item in args.layers for part in item.split(",") if part]
+        layers = layers[0] if len(layers) == 1 else layers
+    if args.features == "handcrafted" and (args.backbone or layers):
+        raise ValueError("--backbone/--layers apply to --features deep or fusion, not handcrafted.")
+    return make_features(args.features, backbone=args.backbone, layers=layers, scales=tuple(args.scales))
+
+
+def _check_slides(slides):
+    # All slides missing is bad input (one-line error); some missing is reported and skipped.
+    missing = [s for s in slides if not Path(s).exists()]
+    if len(missing) == len(slides):
+        what = missing[0] if len(missing) == 1 else f"{missing[0]} (and {len(missing) - 1} more)"
+        raise FileNotFoundError(f"slide not found: {what}")
+
+
+def _cmd_extract(args):
+    from medfeat.pipelines.store import extract_features
+
+    _check_slides(args.slides)
+    if args.annotations is not None and not Path(args.annotations).is_dir():
+        raise FileNotFoundError(f"annotations directory not found: {args.annotations}")
+    transformer = _features_from_args(args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        results = extract_features(
+            args.slides, transformer, args.out, mpp=args.mpp, size=args.size, stride=args.stride,
+            tissue=None if args.tissue == "none" else args.tissue, min_tissue=args.min_tissue,
+            scales=tuple(args.scales), batch_size=args.batch_size, num_workers=args.workers,
+            overwrite=args.overwrite, progress=not args.quiet, annotations_dir=args.annotations,
+            slide_mpp=args.slide_mpp,
+        )
+    failed = [r for r in results if r.status == "failed"]
+    for r in results:
+        if r.status == "failed":
+            print(f"{PROG}: skipped {r.slide}: {r.error}", file=sys.stderr)
+        else:
+            _say(args, f"{r.status:8s} {r.path}")
+    if failed:
+        print(f"{PROG}: error: {len(failed)} of {len(results)} slides failed (the others were written)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_train(args):
+    from medfeat.pipelines.persist import save_model
+    from medfeat.pipelines.slide_train import train_from_feature_stores
+
+    if (args.annotations is None) == (args.labels is None):
+        raise ValueError("give exactly one of --annotations DIR or --labels CSV.")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        result = train_from_feature_stores(args.features_dir, annotations=args.annotations, labels=args.labels,
+                                           classifier=args.classifier, cv=args.cv, random_state=args.seed)
+    for w in caught:
+        if issubclass(w.category, RuntimeWarning) and w.filename.endswith(("slide_train.py", "store.py")):
+            print(f"{PROG}: warning: {w.message}", file=sys.stderr)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = result.model
+    meta = {"mpp": model.mpp, "size": model.size, "stride": model.stride, "scales": list(model.scales),
+            "classifier": args.classifier, "n_patches": int(len(result.y)),
+            "slides": [p.name for p in result.stores],
+            "cv_auc": None if result.report is None else float(result.report.auc)}
+    path = save_model(model, out, metadata=meta)
+    n_pos = int((result.y == result.model.classes_[-1]).sum())
+    _say(args, f"trained {args.classifier} on {len(result.y)} patches ({n_pos} positive) from "
+               f"{len(result.stores)} slides")
+    if result.report is not None:
+        rep = result.report
+        _say(args, f"group-aware CV (by slide) patch AUC = {rep.auc:.3f} "
+                   f"[{rep.auc_ci[0]:.3f}, {rep.auc_ci[1]:.3f}]")
+    _say(args, f"model written to {path}")
+    return 0
+
+
+def _load_any_model(path, trust):
+    from medfeat.pipelines.persist import load_model
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"model file not found: {path}")
+    return load_model(path, trusted=bool(trust)).pipeline
+
+
+def _cmd_heatmap(args):
+    from medfeat.pipelines.heatmap import SlideHeatmap
+    from medfeat.pipelines.slide_train import SlidePatchClassifier
+
+    model = _load_any_model(args.model, args.trust)
+    _check_slides(args.slides)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, SlidePatchClassifier):
+        settings = dict(mpp=model.mpp, size=model.size, stride=model.stride, scales=tuple(model.scales),
+                        tissue=model.tissue, min_tissue=model.min_tissue)
+    else:
+        settings = dict(mpp=0.5, size=224, stride=None, scales=(1,), tissue="otsu", min_tissue=0.5)
+    for key in ("mpp", "size", "stride"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    maker = SlideHeatmap(model, tta=args.tta, batch_size=args.batch_size, num_workers=args.workers,
+                         progress=not args.quiet, slide_mpp=args.slide_mpp, **settings)
+    failed = 0
+    for slide in args.slides:
+        try:
+            hm = maker.predict(slide)
+            stem = Path(slide).name.rsplit(".", 1)[0]
+            png = hm.to_png(out / f"{stem}.png")
+            gj = hm.to_geojson(out / f"{stem}.geojson", threshold=args.threshold)
+            npy = hm.to_npy(out / f"{stem}.npy")
+            csv = out / f"{stem}_scores.csv"
+            hm.to_frame().to_csv(csv, index=False)
+            _say(args, f"{slide}: {len(hm.scores)} patches -> {png}, {gj}, {npy}, {csv}")
+        except Exception as exc:  # noqa: BLE001 - report the slide and go on with the others
+            if args.debug:
+                raise
+            failed += 1
+            print(f"{PROG}: skipped {slide}: {_one_line(exc)}", file=sys.stderr)
+    if failed:
+        print(f"{PROG}: error: {failed} of {len(args.slides)} slides failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_evaluate(args):
+    import pandas as pd
+
+    from medfeat.evaluation import Report, roc_report
+
+    path = Path(args.predictions)
+    if not path.exists():
+        raise FileNotFoundError(f"predictions CSV not found: {path}")
+    df = pd.read_csv(path)
+    for col in ("y_true", "y_score"):
+        if col not in df.columns:
+            raise ValueError(f"predictions CSV {path} needs columns y_true and y_score (optional group); "
+                             f"got {list(df.columns)}.")
+    groups = df["group"].to_numpy() if "group" in df.columns else None
+    rep = roc_report(df["y_true"].to_numpy(), df["y_score"].to_numpy(), groups=groups,
+                     random_state=args.seed, n_bootstrap=args.n_bootstrap)
+    report = Report(args.title or f"ROC report: {path.name}")
+    report.add_data_summary(df["y_true"].to_numpy(), groups=groups, name="Predictions", source=str(path))
+    report.add_roc(path.stem, rep)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    saved = report.save(out)
+    _say(args, rep.summary())
+    _say(args, f"report written to {saved.html} (figures in {saved.json})")
+    return 0
+
+
+def _cmd_compare(args):
+    from medfeat.pipelines.compare import compare_image_folder
+
+    if not Path(args.image_dir).is_dir():
+        raise FileNotFoundError(f"image directory not found: {args.image_dir}")
+    kwargs = {"progress": not args.quiet, "quick": args.quick, "n_splits": args.cv, "n_bootstrap": args.n_bootstrap}
+    if args.classifiers:
+        kwargs["classifiers"] = args.classifiers
+    if args.feature_sets:
+        kwargs["feature_sets"] = args.feature_sets
+    if args.backbone:
+        kwargs["deep_backbone"] = args.backbone
+    if args.layers:
+        kwargs["deep_layers"] = args.layers
+    result = compare_image_folder(args.image_dir, args.out, **kwargs)
+    _say(args, result.to_markdown())
+    for note in getattr(result, "notes", []) or []:
+        _say(args, f"note: {note}")
+    files = getattr(result, "files", {}) or {}
+    _say(args, "written: " + ", ".join(str(p) for p in files.values()) if files else f"results written to {args.out}")
+    return 0
+
+
+def _cmd_demo(args):
+    from medfeat.pipelines.demo import run_demo
+
+    run_demo(args.out, progress=not args.quiet, verbose=not args.quiet, quick=args.quick)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------
+# parser
+# ------------------------------------------------------------------------------------------------------
+
+
+def build_parser():
+    """The argparse parser of the ``medfeat`` command.
+
+    Examples
+    --------
+    >>> build_parser().parse_args(["layers", "efficientnet_lite0"]).name
+    'efficientnet_lite0'
+    """
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars or informational output")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback on errors")
+
+    parser = _Parser(prog=PROG, description="Frozen CNN and handcrafted features, slide heatmaps and honest ROC "
+                                            "reports. Start with `medfeat demo`.", parents=[common])
+    parser.set_defaults(quiet=False, debug=False)
+    from medfeat import __version__
+
+    parser.add_argument("--version", action="version", version=f"medfeat {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("backbones", parents=[common], help="list the available backbones",
+                       description="List backbone names for --backbone (offline default first).")
+    p.set_defaults(func=_cmd_backbones)
+
+    p = sub.add_parser("layers", parents=[common], help="list the layer names of a backbone",
+                       description="List the layer (graph node) names of a backbone, for --layers.")
+    p.add_argument("name", help="backbone name, e.g. efficientnet_lite0 or torchvision:resnet50")
+    p.add_argument("--weights", default=None, help="weights (default: the backbone's default)")
+    p.set_defaults(func=_cmd_layers)
+
+    p = sub.add_parser("extract", parents=[common], help="extract patch features of slides into HDF5 stores",
+                       description="Extract patch features of whole-slide images into one HDF5 feature store per "
+                                   "slide (<out>/<slide>.h5). Interrupted runs resume; finished slides are skipped.")
+    p.add_argument("slides", nargs="+", help="slide files (SVS, NDPI, MRXS, tiled TIFF, ...)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--features", choices=("deep", "handcrafted", "fusion"), default="deep")
+    p.add_argument("--mpp", type=float, default=0.5, help="target microns per pixel (default 0.5)")
+    p.add_argument("--size", type=int, default=224, help="patch size in pixels at --mpp (default 224)")
+    p.add_argument("--stride", type=int, default=None, help="grid step in pixels at --mpp (default: --size)")
+    p.add_argument("--backbone", default=None, help="deep backbone (default efficientnet_lite0; see `medfeat backbones`)")
+    p.add_argument("--layers", nargs="+", default=None, help="layer names (see `medfeat layers NAME`)")
+    p.add_argument("--scales", type=float, nargs="+", default=[1.0], help="fields of view (multiscale), e.g. 1 2")
+    p.add_argument("--tissue", choices=("otsu", "gray", "none"), default="otsu")
+    p.add_argument("--min-tissue", type=float, default=0.5)
+    p.add_argument("--annotations", default=None, help="directory of <slide>.xml/.geojson: store patch labels")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=2, help="slide reader workers")
+    p.add_argument("--slide-mpp", type=float, default=None, help="mpp of slides that do not record it")
+    p.add_argument("--overwrite", action="store_true", help="recompute finished stores")
+    p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser("train", parents=[common], help="train a patch classifier from feature stores",
+                       description="Train a patch classifier from a directory of feature stores with labels from "
+                                   "annotations or a CSV (slide,label or slide,x,y,label); cross-validation is "
+                                   "grouped by slide.")
+    p.add_argument("features_dir", help="directory of .h5 feature stores")
+    p.add_argument("--annotations", default=None, help="directory of <slide>.xml/.geojson lesion annotations")
+    p.add_argument("--labels", default=None, help="CSV with slide,label or slide,x,y,label")
+    p.add_argument("--classifier", default="xgboost",
+                   choices=("knn", "linear_svm", "logreg", "random_forest", "rbf_svm", "xgboost"))
+    p.add_argument("--cv", type=int, default=5, help="group-aware CV folds (default 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="model file to write")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("heatmap", parents=[common], help="draw slide heatmaps with a trained model",
+                       description="Score every tissue patch of each slide with a trained model and write "
+                                   "<slide>.png (over the thumbnail), .geojson (QuPath), .npy and _scores.csv.")
+    p.add_argument("model", help="model file written by `medfeat train`")
+    p.add_argument("slides", nargs="+")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--stride", type=int, default=None, help="grid step at the model's mpp (default: the model's)")
+    p.add_argument("--mpp", type=float, default=None, help="override the model's mpp")
+    p.add_argument("--size", type=int, default=None, help="override the model's patch size")
+    p.add_argument("--tta", action="store_true", help="8-fold rotation/flip averaging (Liu et al.)")
+    p.add_argument("--threshold", type=float, default=0.5, help="GeoJSON region threshold (default 0.5)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--slide-mpp", type=float, default=None)
+    p.add_argument("--trust", action="store_true",
+                   help="load a model containing types not on the safe list (only for files you trust)")
+    p.set_defaults(func=_cmd_heatmap)
+
+    p = sub.add_parser("evaluate", parents=[common], help="ROC report from a predictions CSV",
+                       description="ROC report (AUC with DeLong CI, operating points) from a CSV with columns "
+                                   "y_true, y_score and optional group (bootstrap resamples groups).")
+    p.add_argument("predictions", help="CSV with y_true, y_score[, group]")
+    p.add_argument("--out", required=True, help="HTML report to write")
+    p.add_argument("--title", default=None)
+    p.add_argument("--n-bootstrap", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("compare", parents=[common], help="deep vs handcrafted features on a folder of images",
+                       description="Group-aware cross-validation over feature sets x classifiers on a folder of "
+                                   "class sub-folders: the Bar et al. table and an HTML report.")
+    p.add_argument("image_dir", help="folder with one sub-folder per class")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--feature-sets", nargs="+", default=None,
+                   help="among lbp gist color glcm deep fusion (default: all)")
+    p.add_argument("--classifiers", nargs="+", default=None, help="make_classifier names (default logreg linear_svm rbf_svm)")
+    p.add_argument("--backbone", default=None, help="deep backbone (default efficientnet_lite0)")
+    p.add_argument("--layers", nargs="+", default=None, help="deep layers (one feature set per layer)")
+    p.add_argument("--cv", type=int, default=5, help="StratifiedGroupKFold folds (default 5)")
+    p.add_argument("--n-bootstrap", type=int, default=1000, help="group-bootstrap resamples for the CIs")
+    p.add_argument("--quick", action="store_true", help="one classifier, last deep layer, fewer resamples")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("demo", parents=[common], help="run the whole pipeline offline on bundled data",
+                       description="Offline end-to-end demo: synthetic slides with planted lesions and the real "
+                                   "CMU-1-Small-Region slide -> deep and handcrafted feature stores -> classifier "
+                                   "-> heatmaps -> ROC/FROC HTML report.")
+    p.add_argument("--out", default="medfeat-demo", help="output directory (default ./medfeat-demo)")
+    p.add_argument("--quick", action="store_true", help="smaller slides (for a smoke test)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv=None):
+    """Run the ``medfeat`` command; returns the exit code.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    logging.getLogger("PIL").setLevel(logging.WARNING)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    if args.quiet:
+        os.environ.setdefault("TQDM_DISABLE", "1")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{PROG}: error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every error becomes one line unless --debug
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

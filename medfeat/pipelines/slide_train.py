@@ -1,0 +1,362 @@
+"""Training patch classifiers from slide feature stores, with labels from annotations or a CSV.
+
+The training set is the union of the rows of several feature stores (one per slide); each row's group is
+its slide, so cross-validation never puts patches of one slide on both sides (StratifiedGroupKFold).
+The trained model is a :class:`SlidePatchClassifier`: the feature transformer recorded in the stores plus
+the fitted classifier plus the grid settings (mpp, patch size, stride, scales), so it scores raw slide
+patches (:class:`~medfeat.pipelines.heatmap.SlideHeatmap`) with exactly the features it was trained on.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["SlidePatchClassifier", "SlideTrainingResult", "load_training_set", "train_from_feature_stores"]
+
+
+class SlidePatchClassifier(ClassifierMixin, BaseEstimator):
+    """A patch classifier on raw slide patches: feature transformer + classifier + grid settings.
+
+    Parameters
+    ----------
+    features : transformer
+        Feature transformer on NHWC uint8 patches (or (N, S, H, W, C) for several scales).
+    classifier : estimator
+        Classifier on the features.
+    mpp, size, stride, scales, tissue, min_tissue
+        The patch grid the classifier was trained on (used by :meth:`heatmap`).
+
+    Attributes
+    ----------
+    features_ : fitted transformer
+    classifier_ : fitted classifier
+    classes_ : ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.preprocessing import FunctionTransformer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> mean_rgb = FunctionTransformer(lambda X: np.asarray(X, float).mean(axis=(1, 2)))
+    >>> X = np.stack([np.full((8, 8, 3), v, np.uint8) for v in (40, 60, 190, 210)])
+    >>> m = SlidePatchClassifier(mean_rgb, LogisticRegression(), mpp=1.0, size=8).fit(X, [1, 1, 0, 0])
+    >>> m.predict(X).tolist()
+    [1, 1, 0, 0]
+    """
+
+    def __init__(self, features=None, classifier=None, mpp=0.5, size=224, stride=None, scales=(1,), tissue="otsu",
+                 min_tissue=0.5):
+        self.features = features
+        self.classifier = classifier
+        self.mpp = mpp
+        self.size = size
+        self.stride = stride
+        self.scales = scales
+        self.tissue = tissue
+        self.min_tissue = min_tissue
+
+    def fit(self, X, y):
+        """Fit the transformer and the classifier on patches ``X`` (NHWC uint8) and labels ``y``."""
+        if self.features is None or self.classifier is None:
+            raise ValueError("features and classifier must both be given.")
+        self.features_ = clone(self.features).fit(X)
+        F = self.features_.transform(X)
+        self.classifier_ = clone(self.classifier).fit(F, y)
+        self.classes_ = self.classifier_.classes_
+        return self
+
+    def fit_features(self, F, y, *, fitted_features=None):
+        """Fit only the classifier, on precomputed feature rows ``F`` (e.g. from feature stores).
+
+        Parameters
+        ----------
+        F : ndarray of shape (n, d)
+            Features computed by (a fitted copy of) ``features``.
+        y : array-like of shape (n,)
+        fitted_features : transformer, optional
+            The fitted transformer that made ``F``; by default ``features`` is fitted on one blank patch
+            (feature extractors learn nothing from the data: fitting only builds them).
+        """
+        if self.features is None or self.classifier is None:
+            raise ValueError("features and classifier must both be given.")
+        if fitted_features is None:
+            blank = np.full((1, int(self.size), int(self.size), 3), 255, np.uint8)
+            if len(tuple(self.scales)) > 1:
+                blank = np.repeat(blank[:, None], len(tuple(self.scales)), axis=1)
+            fitted_features = clone(self.features).fit(blank)
+        self.features_ = fitted_features
+        self.classifier_ = clone(self.classifier).fit(F, y)
+        self.classes_ = self.classifier_.classes_
+        return self
+
+    def transform_features(self, X):
+        check_is_fitted(self, "classifier_")
+        return self.features_.transform(X)
+
+    def predict_proba(self, X):
+        check_is_fitted(self, "classifier_")
+        return self.classifier_.predict_proba(self.features_.transform(X))
+
+    def decision_function(self, X):
+        check_is_fitted(self, "classifier_")
+        return self.classifier_.decision_function(self.features_.transform(X))
+
+    def predict(self, X):
+        check_is_fitted(self, "classifier_")
+        return self.classifier_.predict(self.features_.transform(X))
+
+    def heatmap(self, slide, *, stride=None, tta=False, batch_size=64, num_workers=2, progress=True, slide_mpp=None):
+        """Heatmap of ``slide`` on this model's grid settings (see :class:`SlideHeatmap`)."""
+        from medfeat.pipelines.heatmap import SlideHeatmap
+
+        check_is_fitted(self, "classifier_")
+        return SlideHeatmap(self, mpp=self.mpp, size=self.size, stride=stride if stride is not None else self.stride,
+                            tissue=self.tissue, min_tissue=self.min_tissue, scales=tuple(self.scales), tta=tta,
+                            batch_size=batch_size, num_workers=num_workers, progress=progress,
+                            slide_mpp=slide_mpp).predict(slide)
+
+
+@dataclass
+class SlideTrainingResult:
+    """What :func:`train_from_feature_stores` returns.
+
+    Attributes
+    ----------
+    model : SlidePatchClassifier
+        Fitted on all patches; scores raw slide patches.
+    X, y, groups : ndarray
+        The training features, patch labels and slide of each patch.
+    oof_scores : ndarray or None
+        Out-of-fold positive-class scores from group-aware cross-validation (None with fewer than 2 slides
+        per class).
+    report : ROCReport or None
+        Patch-level ROC of the out-of-fold scores (CIs resample slides).
+    stores : list of pathlib.Path
+        The stores used.
+    """
+
+    model: SlidePatchClassifier
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    oof_scores: np.ndarray | None
+    report: object
+    stores: list
+
+
+def _stores_in(features_dir):
+    if isinstance(features_dir, (list, tuple)):
+        stores = [Path(p) for p in features_dir]
+    else:
+        features_dir = Path(features_dir)
+        if not features_dir.is_dir():
+            raise FileNotFoundError(f"features directory not found: {features_dir}")
+        stores = sorted(features_dir.glob("*.h5"))
+    if not stores:
+        raise ValueError(f"no feature stores (*.h5) in {features_dir}; run `medfeat extract` first.")
+    return stores
+
+
+def _read_labels_csv(path):
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"labels CSV not found: {path}")
+    df = pd.read_csv(path)
+    cols = {c.lower(): c for c in df.columns}
+    if "slide" not in cols or "label" not in cols:
+        raise ValueError(f"labels CSV {path} must have columns 'slide' and 'label' (and 'x', 'y' for patch labels); "
+                         f"got {list(df.columns)}.")
+    df = df.rename(columns={cols[k]: k for k in ("slide", "label", "x", "y") if k in cols})
+    # a slide may be named by its file path or its stem
+    df["slide"] = [Path(str(s)).name.rsplit(".", 1)[0] if "." in Path(str(s)).name else Path(str(s)).name
+                   for s in df["slide"]]
+    return df
+
+
+def _labels_for_store(stem, grid, stored_labels, annotations_dir, labels_df):
+    if labels_df is not None:
+        rows = labels_df[labels_df["slide"] == stem]
+        if rows.empty:
+            return None
+        if "x" in rows.columns and "y" in rows.columns and rows["x"].notna().all():
+            lookup = {(int(x), int(y)): lab for x, y, lab in zip(rows["x"], rows["y"], rows["label"])}
+            coords = np.asarray(grid.coords)
+            labs = [lookup.get((int(x), int(y))) for x, y in coords]
+            keep = np.array([v is not None for v in labs])
+            return np.array([v if v is not None else -1 for v in labs], dtype=object), keep
+        if rows["label"].nunique() > 1:
+            raise ValueError(f"labels CSV gives slide {stem!r} several slide-level labels: {sorted(rows['label'].unique())}.")
+        return np.array([rows["label"].iloc[0]] * len(grid), dtype=object), np.ones(len(grid), bool)
+    if annotations_dir is not None:
+        from medfeat.pipelines.store import _find_annotation, _labels_from_annotation_list
+        from medfeat.slides import read_annotations
+
+        ann = _find_annotation(stem, annotations_dir)
+        # a slide without an annotation file is a negative (normal) slide, as in CAMELYON16
+        annotations = read_annotations(ann) if ann is not None else []
+        return _labels_from_annotation_list(grid, annotations).astype(object), np.ones(len(grid), bool)
+    if stored_labels is not None:
+        return stored_labels.astype(object), np.ones(len(grid), bool)
+    return None
+
+
+def load_training_set(features_dir, *, annotations=None, labels=None):
+    """Features, labels and slide groups from a directory of feature stores.
+
+    Labels come from (first that applies): a labels CSV (``slide,label`` for slide-level labels given to
+    every patch of the slide, or ``slide,x,y,label`` for patch labels at level-0 top-left coordinates);
+    an annotations directory (``<slide>.xml``/``.geojson`` rasterised to patch labels; a slide without a
+    file is all-negative); or the ``labels`` stored in the feature stores. Stores without labels are
+    skipped with a warning.
+
+    Returns
+    -------
+    X : ndarray (n, d) float32
+    y : ndarray (n,)
+    groups : ndarray (n,) of str
+    stores : list of Path
+    attrs : dict
+        Attributes of the first store (grid settings, transformer configuration).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from medfeat.slides import write_synthetic_slide
+    >>> from medfeat.pipelines import extract_slide_features
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> s = write_synthetic_slide(d / "s.tif", size=(1024, 1024), mpp=0.5, lesions=1)
+    >>> p = extract_slide_features(s.path, "handcrafted", mpp=1.0, size=64, out=d / "f", progress=False,
+    ...                            annotations=s.lesions)
+    >>> X, y, groups, stores, attrs = load_training_set(d / "f")
+    >>> X.shape[0] == y.shape[0] == groups.shape[0]
+    True
+    """
+    from medfeat.pipelines.store import load_slide_features
+
+    if annotations is not None and labels is not None:
+        raise ValueError("give either annotations or labels, not both.")
+    if annotations is not None and not Path(annotations).is_dir():
+        raise FileNotFoundError(f"annotations directory not found: {annotations}")
+    labels_df = _read_labels_csv(labels) if labels is not None else None
+    Xs, ys, gs, used = [], [], [], []
+    first_attrs, first_config = None, None
+    for store in _stores_in(features_dir):
+        grid, F, stored, attrs = load_slide_features(store)
+        stem = store.name[: -len(".h5")]
+        got = _labels_for_store(stem, grid, stored, annotations, labels_df)
+        if got is None:
+            warnings.warn(f"no labels for {store.name}; skipped.", RuntimeWarning, stacklevel=2)
+            continue
+        lab, keep = got
+        config = (attrs.get("transformer"), attrs.get("mpp"), attrs.get("size"), attrs.get("scales"))
+        if first_config is None:
+            first_attrs, first_config = attrs, config
+        elif config != first_config:
+            raise ValueError(f"feature store {store} was extracted with other settings (features, mpp, size or scales) "
+                             f"than {used[0]}; train on stores from one extraction.")
+        Xs.append(F[keep])
+        ys.append(lab[keep])
+        gs.append(np.full(int(keep.sum()), stem, dtype=object))
+        used.append(store)
+    if not Xs:
+        raise ValueError(f"no labelled patches in {features_dir}: give --annotations or --labels matching the slide names.")
+    X = np.concatenate(Xs).astype(np.float32, copy=False)
+    y = np.concatenate(ys)
+    try:
+        y = y.astype(np.int64)
+    except (TypeError, ValueError):
+        y = y.astype(str)
+    groups = np.concatenate(gs).astype(str)
+    return X, y, groups, used, first_attrs
+
+
+def train_from_feature_stores(features_dir, *, annotations=None, labels=None, classifier="xgboost", cv=5,
+                              random_state=0, classifier_params=None):
+    """Train a patch classifier on feature stores with group-aware (by slide) cross-validation.
+
+    Parameters
+    ----------
+    features_dir : str, path or list of paths
+        Directory of ``*.h5`` feature stores (or the store paths).
+    annotations : str or path, optional
+        Directory of ``<slide>.xml`` / ``.geojson`` annotations (patch labels by rasterised polygons).
+    labels : str or path, optional
+        Labels CSV (``slide,label`` or ``slide,x,y,label``).
+    classifier : str or estimator
+        A :func:`medfeat.classifiers.make_classifier` name or an unfitted estimator.
+    cv : int
+        Folds of StratifiedGroupKFold (reduced to the number of slides of the rarer class); below 2
+        no cross-validation is run.
+    random_state : int
+        Seed of the fold shuffling.
+    classifier_params : dict, optional
+        Extra parameters for ``make_classifier``.
+
+    Returns
+    -------
+    SlideTrainingResult
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from medfeat.slides import write_synthetic_slide
+    >>> from medfeat.pipelines import extract_slide_features
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for i in range(2):
+    ...     s = write_synthetic_slide(d / f"s{i}.tif", size=(1024, 1024), mpp=0.5, lesions=2, seed=i)
+    ...     _ = extract_slide_features(s.path, "handcrafted", mpp=1.0, size=64, out=d / "f", progress=False,
+    ...                                annotations=s.lesions)
+    >>> res = train_from_feature_stores(d / "f", classifier="logreg")
+    >>> res.model.mpp, res.model.size
+    (1.0, 64)
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+
+    from medfeat.classifiers import make_classifier
+    from medfeat.pipelines.store import estimator_from_config
+
+    X, y, groups, stores, attrs = load_training_set(features_dir, annotations=annotations, labels=labels)
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise ValueError(f"all {len(y)} labelled patches have the single class {classes[0]!r}; a classifier needs two "
+                         "classes (check the annotations/labels and that lesions fall on tissue patches).")
+    if len(classes) > 2:
+        raise ValueError(f"slide training supports binary labels; got classes {classes.tolist()}.")
+    clf = make_classifier(classifier, **(classifier_params or {})) if isinstance(classifier, str) else clone(classifier)
+
+    oof, report = None, None
+    # number of slides holding each class bounds the folds, so every fold sees both classes
+    slides_per_class = min(len(np.unique(groups[y == c])) for c in classes)
+    n_splits = min(int(cv), slides_per_class, len(np.unique(groups)))
+    if n_splits >= 2:
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+        method = "predict_proba" if hasattr(clf, "predict_proba") else "decision_function"
+        pred = cross_val_predict(clf, X, y, groups=groups, cv=splitter, method=method)
+        pred = np.asarray(pred, dtype=np.float64)
+        oof = pred[:, -1] if pred.ndim == 2 else pred
+        y01 = (y == classes[-1]).astype(int)
+        if len(np.unique(y01)) == 2:
+            from medfeat.evaluation import roc_report
+
+            report = roc_report(y01, oof, groups=groups)
+    else:
+        warnings.warn(f"only {slides_per_class} slide(s) hold the rarer class: no group-aware cross-validation; "
+                      "the model is fitted on all patches.", RuntimeWarning, stacklevel=2)
+
+    transformer = estimator_from_config(attrs["transformer"])
+    model = SlidePatchClassifier(
+        features=transformer, classifier=clf, mpp=float(attrs["mpp"]), size=int(attrs["size"]),
+        stride=int(attrs["stride"]), scales=tuple(float(s) for s in attrs.get("scales", [1.0])),
+        tissue=attrs.get("tissue", "otsu") if attrs.get("tissue") in ("otsu", "gray") else "otsu",
+        min_tissue=float(attrs.get("min_tissue", 0.5)),
+    )
+    model.fit_features(X, y)
+    return SlideTrainingResult(model, X, y, groups, oof, report, stores)
