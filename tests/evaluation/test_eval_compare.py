@@ -13,7 +13,7 @@ from medfeat.evaluation import compare_feature_sets, markdown_table, multiclass_
 
 DATA = Path(__file__).parent / "data"
 sys.path.insert(0, str(DATA))
-from reference_scores import reference_datasets  # noqa: E402
+from reference_scores import reference_datasets
 
 REF = json.loads((DATA / "proc_reference.json").read_text())  # see test_eval_delong.py for provenance
 

@@ -12,7 +12,7 @@ from medfeat.evaluation import delong_auc_ci, delong_covariance, delong_test, ro
 
 DATA = Path(__file__).parent / "data"
 sys.path.insert(0, str(DATA))
-from reference_scores import reference_datasets  # noqa: E402
+from reference_scores import reference_datasets
 
 # proc_reference.json was produced by hand with R 4.2.2 and pROC 1.18.0 (Debian r-cran-proc):
 #   python tests/evaluation/data/export_reference_data.py /tmp/proc

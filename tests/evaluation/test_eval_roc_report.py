@@ -81,6 +81,10 @@ def test_group_bootstrap_never_splits_a_group(rng):
     assert np.all(first.sum(axis=0) == 12)
 
 
+def _width(rep):
+    return rep.auc_ci[1] - rep.auc_ci[0]
+
+
 def test_group_bootstrap_equals_sample_bootstrap_on_duplicated_samples(rng):
     # Each sample copied 5 times as one group: resampling groups is resampling the original samples, so
     # the interval matches the original data's; treating copies as independent would make it ~sqrt(5) narrower.
@@ -90,11 +94,10 @@ def test_group_bootstrap_equals_sample_bootstrap_on_duplicated_samples(rng):
     yd, sd, gd = np.repeat(y, 5), np.repeat(s, 5), np.repeat(np.arange(120), 5)
     grouped = roc_report(yd, sd, groups=gd, n_bootstrap=2000, random_state=2)
     naive = roc_report(yd, sd, ci="bootstrap", n_bootstrap=2000, random_state=3)
-    width = lambda r: r.auc_ci[1] - r.auc_ci[0]  # noqa: E731
     assert grouped.auc == pytest.approx(base.auc)
     assert grouped.ci_method == "group bootstrap" and grouped.n_groups == 120
-    assert width(grouped) == pytest.approx(width(base), rel=0.2)
-    assert width(naive) < 0.6 * width(grouped)
+    assert _width(grouped) == pytest.approx(_width(base), rel=0.2)
+    assert _width(naive) < 0.6 * _width(grouped)
     assert any("whole groups" in n for n in grouped.notes) and any("independent" in n for n in grouped.notes)
     assert grouped.auc_ci_delong is not None  # kept for reference, flagged in the notes
 
@@ -155,7 +158,7 @@ def test_plot_headless(rng):
 
     y = np.r_[np.zeros(40, int), np.ones(40, int)]
     rep = roc_report(y, y + rng.normal(size=80), n_bootstrap=100, random_state=0)
-    fig, ax = plt.subplots()
+    _, ax = plt.subplots()
     assert rep.plot(ax=ax) is ax
     assert len(ax.collections) >= 1  # the bootstrap band
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
