@@ -283,7 +283,8 @@ class Report:
     def to_html(self):
         """The whole report as one HTML string (no scripts, no external resources)."""
         versions = _versions()
-        now = _dt.datetime.now(_dt.timezone.utc)  # noqa: UP017 (3.10 has no datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        # timezone.utc, not datetime.UTC: the package supports Python 3.10.
+        now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")  # noqa: UP017
         parts = [
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
