@@ -11,7 +11,7 @@ of a second, instead of the minutes a Python loop over ``roc_auc_score`` would t
 
 import numpy as np
 
-__all__ = ["SortedScores", "bootstrap_weights", "chunk_size", "percentile_ci", "weighted_auc"]
+__all__ = ["Resampler", "SortedScores", "bootstrap_weights", "chunk_size", "percentile_ci", "weighted_auc"]
 
 # Resamples per chunk: bounds memory to ~chunk * n_samples * 8 bytes.
 _CHUNK_CELLS = 200_000
@@ -28,22 +28,41 @@ def bootstrap_weights(rng, n_resamples, n_samples, *, strata=None, groups=None):
     ``strata``: integer codes; samples are drawn within each stratum (keeps class counts fixed,
     as pROC's default stratified bootstrap). Otherwise plain resampling of samples.
     """
-    b = n_resamples
-    if groups is not None:
-        n_groups = int(groups.max()) + 1
-        draw = rng.integers(0, n_groups, size=(b, n_groups))
-        offsets = (np.arange(b) * n_groups)[:, None]
-        counts = np.bincount((draw + offsets).ravel(), minlength=b * n_groups).reshape(b, n_groups)
-        return counts.astype(np.int32)[:, groups]
-    if strata is None:
-        strata = np.zeros(n_samples, dtype=np.int64)
-    offsets = (np.arange(b) * n_samples)[:, None]
-    draws = []
-    for s in np.unique(strata):
-        members = np.flatnonzero(strata == s)
-        draws.append(members[rng.integers(0, members.size, size=(b, members.size))] + offsets)
-    flat = np.concatenate(draws, axis=1).ravel() if len(draws) > 1 else draws[0].ravel()
-    return np.bincount(flat, minlength=b * n_samples).astype(np.int32).reshape(b, n_samples)
+    return Resampler(n_samples, strata=strata, groups=groups).draw(rng, n_resamples)
+
+
+class Resampler:
+    """Draws bootstrap weights in chunks; the strata members are found once, not per chunk."""
+
+    def __init__(self, n_samples, *, strata=None, groups=None):
+        self.n = int(n_samples)
+        self.groups = groups
+        self.n_groups = None if groups is None else int(groups.max()) + 1
+        if groups is None:
+            if strata is None:
+                self.members = [np.arange(self.n)]
+            else:
+                order = np.argsort(strata, kind="stable")
+                cuts = np.flatnonzero(np.diff(strata[order])) + 1
+                self.members = np.split(order, cuts)
+
+    def draw(self, rng, b):
+        if self.groups is not None:
+            g = self.n_groups
+            draw = rng.integers(0, g, size=(b, g))
+            draw += (np.arange(b) * g)[:, None]
+            counts = np.bincount(draw.ravel(), minlength=b * g).reshape(b, g).astype(np.int32)
+            return counts[:, self.groups]
+        offsets = (np.arange(b) * self.n)[:, None]
+        draws = []
+        for members in self.members:
+            d = rng.integers(0, members.size, size=(b, members.size))
+            if members.size != self.n:  # a stratum: map draws to its members
+                d = members[d]
+            d += offsets
+            draws.append(d)
+        flat = np.concatenate(draws, axis=1).ravel() if len(draws) > 1 else draws[0].ravel()
+        return np.bincount(flat, minlength=b * self.n).astype(np.int32).reshape(b, self.n)
 
 
 class SortedScores:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._bootstrap import SortedScores, bootstrap_weights, chunk_size, percentile_ci
+from ._bootstrap import Resampler, SortedScores, chunk_size, percentile_ci
 from ._validation import _as_1d, check_confidence, check_groups, check_n_bootstrap, check_scores
 from .delong import delong_auc_ci
 from .roc import _json_value, write_text_atomic
@@ -161,12 +161,13 @@ def multiclass_roc(
     sorted_k = [SortedScores(onehot[:, k], s[:, k]) for k in range(classes.size)]
     boots, n_valid = [], 0
     strata = None if codes is not None else onehot.argmax(axis=1).astype(np.int64)
+    resampler = Resampler(y.size, strata=strata, groups=codes)
     step = chunk_size(y.size * classes.size)
     done = 0
     while done < n_bootstrap:
         b = min(step, n_bootstrap - done)
         done += b
-        w = bootstrap_weights(rng, b, y.size, strata=strata, groups=codes)
+        w = resampler.draw(rng, b)
         aucs = np.column_stack([ss.auc(w[:, ss.order]) for ss in sorted_k])
         ok = np.all(np.isfinite(aucs), axis=1)
         n_valid += int(ok.sum())

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._bootstrap import SortedScores, bootstrap_weights, chunk_size, percentile_ci, weighted_auc
+from ._bootstrap import Resampler, SortedScores, chunk_size, percentile_ci, weighted_auc
 from ._validation import check_binary, check_confidence, check_groups, check_n_bootstrap
 from .delong import delong_auc_ci
 
@@ -493,13 +493,13 @@ def roc_report(
     if n_bootstrap:
         # Weights are drawn directly in score-sorted order (see SortedScores).
         strata = None if codes is not None else ss.pos
-        sorted_codes = None if codes is None else codes[ss.order]
+        resampler = Resampler(y.size, strata=strata, groups=None if codes is None else codes[ss.order])
         step = chunk_size(y.size)
         done = 0
         while done < n_bootstrap:
             b = min(step, n_bootstrap - done)
             done += b
-            w = bootstrap_weights(rng, b, y.size, strata=strata, groups=sorted_codes)
+            w = resampler.draw(rng, b)
             tp, fp, wp, wn = ss.counts(w)
             p = tp[:, -1].astype(np.float64)
             n = fp[:, -1].astype(np.float64)
