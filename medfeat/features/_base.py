@@ -98,17 +98,19 @@ class ImageTransformer(TransformerMixin, BaseEstimator):
         return out
 
     def _run_chunks(self, X, func):
+        from threadpoolctl import threadpool_limits
+
         chunks = [_stack_if_same_shape(c) for c in _chunks(X, self._chunk_size)]
         n_jobs = self.n_jobs
-        if n_jobs in (None, 1) or len(chunks) == 1:
-            results = [func(c) for c in chunks]
-        else:
-            from joblib import Parallel, delayed
-            from threadpoolctl import threadpool_limits
+        # One BLAS thread: the matrix products here are small, and OpenBLAS threads spinning
+        # beside joblib's threads (or other processes) oversubscribe the cores; with them
+        # n_jobs=2 ran slower than n_jobs=1.
+        with threadpool_limits(limits=1, user_api="blas"):
+            if n_jobs in (None, 1) or len(chunks) == 1:
+                results = [func(c) for c in chunks]
+            else:
+                from joblib import Parallel, delayed
 
-            # One BLAS thread per worker: OpenBLAS threads spinning beside joblib's threads
-            # oversubscribe the cores and made n_jobs=2 slower than n_jobs=1.
-            with threadpool_limits(limits=1, user_api="blas"):
                 results = Parallel(n_jobs=n_jobs, prefer=self._prefer)(delayed(func)(c) for c in chunks)
         return np.ascontiguousarray(np.concatenate(results, axis=0), dtype=np.float32)
 

@@ -225,7 +225,8 @@ def _block_means(a, n_blocks):
     if m % n_blocks == 0:
         b = m // n_blocks
         shape = a.shape[:-2] + (n_blocks, b, n_blocks, b)
-        means = a.reshape(shape).sum(axis=(-3, -1), dtype=np.float64) / (b * b)
+        # rows of one block summed in single precision (b terms), the rest in double
+        means = a.reshape(shape).sum(axis=-1).sum(axis=-2, dtype=np.float64) / (b * b)
     else:
         edges = np.fix(np.linspace(0, m, n_blocks + 1)).astype(np.int64)
         counts = np.diff(edges)
@@ -277,21 +278,18 @@ def _gist_gabor(img, orientations, n_blocks, be):
     filters = _gabor_columns(orientations, size)
     feats = np.empty((n, c, len(filters), n_blocks, n_blocks), dtype=np.float64)
     prod = np.empty((n, c, size, size), dtype=np.complex64)
-    rows_done = np.empty((n, c, m, size), dtype=np.complex64)
     for k, (start, length, g) in enumerate(filters):
         # ifft2 = ifft along the columns, then along the rows. Only the frequency columns where
         # the filter is non-zero need the first pass (the others stay 0), and only the rows
         # be:be+m survive the crop. Those columns form a circular interval; moving it to the
         # front multiplies the result by a unit-modulus phase e^(2 pi i start x / size), which
-        # the modulus removes, so no scatter back to the original columns is needed.
+        # the modulus removes, so the second pass just zero-pads to the full length.
         first = min(length, size - start)
         np.multiply(spec[..., start : start + first], g[:, :first], out=prod[..., :first])
         if first < length:
             np.multiply(spec[..., : length - first], g[:, first:], out=prod[..., first:length])
-        part = sfft.ifft(prod[..., :length], axis=-2)
-        rows_done[..., :length] = part[..., be : be + m, :]
-        rows_done[..., length:] = 0
-        out = sfft.ifft(rows_done, axis=-1)[..., be : be + m]
+        part = sfft.ifft(prod[..., :length], axis=-2)[..., be : be + m, :]
+        out = sfft.ifft(part, n=size, axis=-1, overwrite_x=True)[..., be : be + m]
         feats[:, :, k] = _block_means(np.abs(out), n_blocks)
     return feats.reshape(n, -1)
 
