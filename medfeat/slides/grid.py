@@ -49,8 +49,10 @@ def box_fractions(mask, downsample, boxes):
     # Summed-area table with a zero row/column: sat[i, j] = mask[:i, :j].sum(). For a piecewise-constant
     # mask the integral over [0, x] x [0, y] is bilinear inside each cell, so bilinear interpolation of
     # the table at fractional coordinates is exact.
-    sat = np.zeros((h + 1, w + 1), np.float64)
-    sat[1:, 1:] = np.cumsum(np.cumsum(mask, axis=0, dtype=np.float64), axis=1)
+    count_dtype = np.int32 if h * w < 2**31 else np.int64  # exact counts, half the memory of float64
+    sat = np.zeros((h + 1, w + 1), count_dtype)
+    np.cumsum(mask, axis=0, dtype=count_dtype, out=sat[1:, 1:])
+    np.cumsum(sat[1:, 1:], axis=1, out=sat[1:, 1:])
 
     def integral(x, y):
         x = np.clip(x, 0, w)
@@ -60,10 +62,10 @@ def box_fractions(mask, downsample, boxes):
         x0 = np.maximum(x0, 0)
         y0 = np.maximum(y0, 0)
         tx, ty = x - x0, y - y0
-        a = sat[y0, x0]
-        b = sat[y0, x0 + 1]
-        c = sat[y0 + 1, x0]
-        d = sat[y0 + 1, x0 + 1]
+        a = sat[y0, x0].astype(np.float64)
+        b = sat[y0, x0 + 1].astype(np.float64)
+        c = sat[y0 + 1, x0].astype(np.float64)
+        d = sat[y0 + 1, x0 + 1].astype(np.float64)
         return a * (1 - tx) * (1 - ty) + b * tx * (1 - ty) + c * (1 - tx) * ty + d * tx * ty
 
     if h == 0 or w == 0 or len(boxes) == 0:
@@ -232,7 +234,9 @@ class PatchGrid:
         else:
             raise TypeError(f"tissue must be 'otsu', 'gray', a TissueMask or None, got {type(tissue).__name__}.")
         ds = tmask.downsample
-        if ds is None:
+        if ds is None and tmask.mpp is not None:
+            ds = (tmask.mpp / slide_mpp[0], tmask.mpp / slide_mpp[1])
+        elif ds is None:
             ds = (W / tmask.mask.shape[1], H / tmask.mask.shape[0])
         frac = box_fractions(tmask.mask, ds, grid.boxes())
         keep = frac >= float(min_tissue) - 1e-12

@@ -57,6 +57,9 @@ def test_tissue_fraction_on_planted_mask():
     half = PatchGrid.from_reader(r, mpp=0.5, size=100, tissue=tm, min_tissue=0.5)
     assert half.coords.tolist() == [[0, 0], [200, 200]] and half.tissue.tolist() == pytest.approx([1.0, 0.5])
     assert len(PatchGrid.from_reader(r, mpp=0.5, size=100, tissue=tm, min_tissue=0.6)) == 1
+    # a mask given only with its mpp (12.5 um/px = 50 level-0 px at 0.25 um/px) lands the same way
+    by_mpp = PatchGrid.from_reader(r, mpp=0.5, size=100, tissue=TissueMask(mask, mpp=12.5), min_tissue=0.5)
+    assert by_mpp.coords.tolist() == half.coords.tolist()
 
 
 def test_box_fractions_fractional_boxes():
