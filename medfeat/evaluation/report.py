@@ -227,12 +227,14 @@ class Report:
         return self._add("roc", name, "\n".join(body), {k: r.to_dict() for k, r in reports.items()})
 
     def add_table(self, name, table, *, caption=None):
-        """A table: DataFrame, dict (-> one-column table), or any object with ``to_frame``/``to_html``
-        (e.g. the FeatureSetComparison of :func:`compare_feature_sets`)."""
+        """A table: DataFrame, dict (-> one-column table), a FeatureSetComparison (its Bar et al. table),
+        or a result with ``to_frame`` and ``to_dict`` (MulticlassROC, FROCResult, ROCReport)."""
         import pandas as pd
 
         if hasattr(table, "to_html") and hasattr(table, "to_dict") and not isinstance(table, pd.DataFrame):
             body, data = table.to_html(), table.to_dict()
+        elif hasattr(table, "to_frame") and hasattr(table, "to_dict"):  # MulticlassROC, ROCReport, FROCResult
+            body, data = _table_html(table.to_frame()), table.to_dict()
         elif isinstance(table, pd.DataFrame):
             body = _table_html(table)
             data = json.loads(table.to_json(orient="split", default_handler=str))

@@ -65,6 +65,13 @@ def test_report_is_self_contained_with_json(tmp_path):
     assert roc["auc"] == pytest.approx(test.auc) and roc["operating_points"]["youden"]["fixed"] is True
     assert set(data["versions"]) >= {"medfeat", "torch", "scikit-learn"}
     assert not list(tmp_path.glob(".*.tmp"))  # temporary files renamed
+    # Results with to_frame/to_dict go in as tables too (here the multi-class result).
+    from medfeat.evaluation import multiclass_roc
+
+    y3 = np.repeat([0, 1, 2], 10)
+    mc = multiclass_roc(y3, np.eye(3)[y3] + np.random.default_rng(1).normal(size=(30, 3)), n_bootstrap=50)
+    rep.add_table("multi-class", mc)
+    assert "macro" in rep.to_html() and rep.to_dict()["sections"][-1]["data"]["macro_auc"] == mc.macro_auc
     with pytest.raises(ValueError, match="does not exist"):
         rep.add_image("missing", tmp_path / "nope.png")
     with pytest.raises(ValueError, match="must end in .html"):
