@@ -1,0 +1,566 @@
+"""Deep-versus-handcrafted comparison on a folder of labelled images (the engine of ``medfeat compare``).
+
+For every feature set (LBP, GIST, colour, GLCM, frozen CNN layers, their fusion) and every classifier,
+group-aware cross-validation (:func:`medfeat.pipelines.cross_validate_groups`, StratifiedGroupKFold by
+patient or slide) gives out-of-fold scores; the scores give the table of Bar et al. (2015): AUC with
+its confidence interval, sensitivity and specificity, and a DeLong test against the best row (binary
+tasks), or accuracy, balanced accuracy and macro one-vs-rest AUC (multi-class tasks).
+
+Features are computed once per feature set for the whole folder and cached in ``out/``. This is not
+leakage: the extractors are unsupervised and frozen (no parameter is learnt from the images or the
+labels), so a patch's features do not depend on which fold it lands in. Everything that does learn
+from data - the scaler and the classifier - is fitted inside each training fold.
+"""
+
+import hashlib
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..classifiers import make_classifier
+from .patch import CVResult, cross_validate_groups, macro_ovr_auc
+
+__all__ = [
+    "DEFAULT_CLASSIFIERS",
+    "DEFAULT_DEEP_LAYERS",
+    "DEFAULT_FEATURE_SETS",
+    "CompareResult",
+    "compact_table",
+    "compare_image_folder",
+]
+
+DEFAULT_FEATURE_SETS = ("lbp", "gist", "color", "glcm", "deep", "fusion")
+DEFAULT_CLASSIFIERS = ("logreg", "linear_svm", "rbf_svm")
+#: EfficientNet-Lite0 stages used as separate feature sets, the analogue of Bar et al.'s Decaf
+#: L5/L6/L7: the last three MBConv stages (112, 192, 320 channels) and the 1280-channel head ("bn2"),
+#: each global-average pooled.
+DEFAULT_DEEP_LAYERS = ("blocks.4", "blocks.5", "blocks.6", "bn2")
+_HANDCRAFTED = ("lbp", "gist", "color", "glcm")
+_KNOWN_SETS = _HANDCRAFTED + ("deep", "fusion")
+
+
+@dataclass
+class CompareResult:
+    """Result of :func:`compare_image_folder`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per feature set x classifier, best first (by AUC).
+    task : {"binary", "multiclass"}
+    classes : list of str
+    positive : str or None
+        Positive class of a binary task.
+    cv : dict
+        ``{(feature_set, classifier): CVResult}`` with out-of-fold scores.
+    files : dict
+        Paths of table.md, table.csv, results.json and report.html.
+    notes : list of str
+        What a reader needs to interpret the table.
+    """
+
+    table: pd.DataFrame
+    task: str
+    classes: list
+    positive: object
+    cv: dict = field(repr=False)
+    files: dict
+    notes: list
+    timings: dict = field(default_factory=dict)
+
+    def to_markdown(self):
+        """The table as Markdown (numbers rounded)."""
+        return _markdown(self.table)
+
+
+# -- features ---------------------------------------------------------------------------------------
+
+
+def _transformer(name, deep_backbone, deep_layers, n_jobs):
+    from .. import features as F
+
+    if name == "lbp":
+        return F.LBPHistogram(n_jobs=n_jobs)
+    if name == "gist":
+        return F.GIST(n_jobs=n_jobs)
+    if name == "color":
+        return F.ColorFeatures(n_jobs=n_jobs)
+    if name == "glcm":
+        return F.GLCMFeatures(n_jobs=n_jobs)
+    if name == "deep":
+        return F.DeepFeatures(backbone=deep_backbone, layers=list(deep_layers), progress=False)
+    raise AssertionError(name)
+
+
+def _fingerprint(name, transformer, paths):
+    h = hashlib.sha256()
+    h.update(name.encode())
+    h.update(repr(sorted((k, repr(v)) for k, v in transformer.get_params(deep=False).items())).encode())
+    for p in paths:
+        h.update(str(p).encode())
+        st = os.stat(p)
+        h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+def _cached_features(name, transformer, images, paths, out, progress):
+    """Features of one set, from ``out/features_<name>.npz`` when its fingerprint matches."""
+    cache = out / f"features_{name}.npz"
+    fp = _fingerprint(name, transformer, paths)
+    if cache.is_file():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                if str(z["fingerprint"]) == fp:
+                    return z["X"], [str(s) for s in z["names"]], 0.0, True
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable or old cache: recompute and overwrite
+    t0 = time.perf_counter()
+    if hasattr(transformer, "progress"):
+        transformer.set_params(progress=progress)
+    X = np.asarray(transformer.fit(images).transform(images), dtype=np.float32)
+    seconds = time.perf_counter() - t0
+    names = [str(s) for s in transformer.get_feature_names_out()]
+    tmp = out / f"features_{name}.npz.tmp"
+    with open(tmp, "wb") as fh:  # a file handle: np.savez would append ".npz" to a str name
+        np.savez(fh, X=X, names=np.asarray(names, dtype=str), fingerprint=np.asarray(fp))
+    os.replace(tmp, cache)
+    return X, names, seconds, False
+
+
+def _split_deep(X, names, layers):
+    """Split the concatenated multi-layer deep features into one block per layer.
+
+    DeepFeatures concatenates the layers in the given order and names every column
+    ``<arch>.<layer>__...``; the part before the first ``"__"`` identifies the layer.
+    """
+    prefixes = [n.split("__", 1)[0] for n in names]
+    order = list(dict.fromkeys(prefixes))
+    if len(order) != len(layers) or not all(p.endswith(f".{layer}") or p == layer for p, layer in zip(order, layers)):
+        raise RuntimeError(f"deep feature names {order} do not match the requested layers {list(layers)}.")
+    prefixes = np.asarray(prefixes)
+    return {f"deep:{layer}": X[:, prefixes == p] for p, layer in zip(order, layers)}
+
+
+# -- metrics ----------------------------------------------------------------------------------------
+
+
+def _binary_rows(cvs, y, groups, positive, n_bootstrap, random_state, confidence):
+    """Rows of the binary table: AUC (CI), sensitivity / specificity at Youden (CI), DeLong p vs best."""
+    from ..evaluation import compare_feature_sets
+
+    pos = np.asarray(y) == positive
+    labels = {key: f"{key[0]} + {key[1]}" for key in cvs}
+    comparison = compare_feature_sets(pos, {labels[k]: cv.scores for k, cv in cvs.items()}, groups=groups,
+                                      confidence=confidence, n_bootstrap=n_bootstrap, random_state=random_state)
+    num = comparison.to_frame(numeric=True)
+    rows = []
+    for key, cv in cvs.items():
+        r = num.loc[labels[key]]
+        pooled = cv.pooled()
+        rows.append(dict(
+            feature_set=key[0], classifier=key[1], auc=r["auc"], auc_ci_lo=r["auc_ci_lo"], auc_ci_hi=r["auc_ci_hi"],
+            sensitivity=r["sensitivity"], sensitivity_ci_lo=r["sensitivity_ci_lo"],
+            sensitivity_ci_hi=r["sensitivity_ci_hi"], specificity=r["specificity"],
+            specificity_ci_lo=r["specificity_ci_lo"], specificity_ci_hi=r["specificity_ci_hi"],
+            p_vs_best=r["p_value_vs_best"], accuracy=pooled["accuracy"], balanced_accuracy=pooled["balanced_accuracy"],
+            fold_auc_mean=float(np.nanmean(cv.metrics["roc_auc"])),
+            fold_auc_sd=float(np.nanstd(cv.metrics["roc_auc"], ddof=1)),
+        ))
+    best_label = comparison.best
+    best_key = next(k for k, v in labels.items() if v == best_label)
+    return pd.DataFrame(rows), comparison, best_key
+
+
+def _bar_layout(cvs, y, groups, positive, classifiers, n_bootstrap, random_state, confidence):
+    """Bar et al.'s layout (feature sets as columns) for the classifier with the best mean AUC over
+    feature sets (choosing it per feature set would favour the noisiest rows)."""
+    from ..evaluation import compare_feature_sets
+
+    pos = np.asarray(y) == positive
+    mean_auc = {c: np.mean([cvs[k].pooled()["roc_auc"] for k in cvs if k[1] == c]) for c in classifiers}
+    clf = max(mean_auc, key=mean_auc.get)
+    comparison = compare_feature_sets(pos, {k[0]: cv.scores for k, cv in cvs.items() if k[1] == clf}, groups=groups,
+                                      confidence=confidence, n_bootstrap=n_bootstrap, random_state=random_state)
+    return clf, comparison
+
+
+def _multiclass_rows(cvs, y, groups, classes, n_bootstrap, random_state, confidence, exclude):
+    """Rows of the multi-class table: macro one-vs-rest AUC (group-bootstrap CI), accuracies."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+    from ..evaluation import multiclass_roc
+
+    y = np.asarray(y)
+    keep = ~np.isin(y, list(exclude))
+    kept = [classes.index(c) for c in classes if c not in exclude]
+    rows, per_class = [], {}
+    for key, cv in cvs.items():
+        pooled = cv.pooled()
+        mc = multiclass_roc(y, cv.scores, classes=classes, groups=groups, confidence=confidence,
+                            n_bootstrap=n_bootstrap, random_state=random_state)
+        per_class[key] = mc
+        row = dict(
+            feature_set=key[0], classifier=key[1], macro_auc=mc.macro_auc, macro_auc_ci_lo=mc.macro_ci[0],
+            macro_auc_ci_hi=mc.macro_ci[1], accuracy=pooled["accuracy"], balanced_accuracy=pooled["balanced_accuracy"],
+            fold_macro_auc_mean=float(np.nanmean(cv.metrics["roc_auc"])),
+            fold_macro_auc_sd=float(np.nanstd(cv.metrics["roc_auc"], ddof=1)),
+        )
+        if exclude:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                row["macro_auc_excl"] = macro_ovr_auc(y[keep], cv.scores[keep][:, kept], [classes[i] for i in kept])
+                row["balanced_accuracy_excl"] = float(balanced_accuracy_score(y[keep], cv.predictions[keep]))
+                row["accuracy_excl"] = float(accuracy_score(y[keep], cv.predictions[keep]))
+        rows.append(row)
+    return pd.DataFrame(rows), per_class
+
+
+def _ci(v, lo, hi):
+    if not np.isfinite(v):
+        return ""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{v:.3f}"
+    return f"{v:.3f} ({lo:.3f}-{hi:.3f})"
+
+
+def _p(p):
+    if not np.isfinite(p):
+        return "best"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def compact_table(table):
+    """Readable version of the comparison table: estimates with their CIs in one cell.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``CompareResult.table``.
+
+    Returns
+    -------
+    pandas.DataFrame of str
+    """
+    out = pd.DataFrame({"feature set": table["feature_set"], "classifier": table["classifier"],
+                        "d": table["n_features"].astype(int)})
+    if "auc" in table:
+        out["AUC (95% CI)"] = [_ci(*r) for r in table[["auc", "auc_ci_lo", "auc_ci_hi"]].to_numpy()]
+        out["sensitivity"] = [_ci(*r) for r in table[["sensitivity", "sensitivity_ci_lo", "sensitivity_ci_hi"]].to_numpy()]
+        out["specificity"] = [_ci(*r) for r in table[["specificity", "specificity_ci_lo", "specificity_ci_hi"]].to_numpy()]
+        out["p vs best"] = [_p(v) for v in table["p_vs_best"]]
+        fold = ("fold_auc_mean", "fold_auc_sd")
+    else:
+        out["macro AUC (95% CI)"] = [_ci(*r) for r in table[["macro_auc", "macro_auc_ci_lo", "macro_auc_ci_hi"]].to_numpy()]
+        fold = ("fold_macro_auc_mean", "fold_macro_auc_sd")
+    out["accuracy"] = table["accuracy"].map(lambda v: f"{v:.3f}")
+    out["balanced acc."] = table["balanced_accuracy"].map(lambda v: f"{v:.3f}")
+    if "macro_auc_excl" in table:
+        out["macro AUC excl."] = table["macro_auc_excl"].map(lambda v: f"{v:.3f}")
+        out["balanced acc. excl."] = table["balanced_accuracy_excl"].map(lambda v: f"{v:.3f}")
+    out["per-fold AUC"] = [f"{m:.3f} ± {s:.3f}" for m, s in table[list(fold)].to_numpy()]
+    return out
+
+
+def _markdown(table):
+    t = compact_table(table)
+    header = "| " + " | ".join(t.columns) + " |"
+    sep = "|" + "|".join("---" for _ in t.columns) + "|"
+    lines = [header, sep] + ["| " + " | ".join(str(v) for v in row) + " |" for row in t.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomic(path, text):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# -- main entry point -------------------------------------------------------------------------------
+
+
+def compare_image_folder(
+    path,
+    out,
+    feature_sets=DEFAULT_FEATURE_SETS,
+    classifiers=None,
+    *,
+    n_splits=5,
+    random_state=0,
+    progress=True,
+    quick=False,
+    deep_backbone="efficientnet_lite0",
+    deep_layers=DEFAULT_DEEP_LAYERS,
+    group_column="auto",
+    positive=None,
+    n_bootstrap=1000,
+    confidence=0.95,
+    n_jobs=None,
+):
+    """Compare feature sets x classifiers with group-aware CV on a folder of class sub-folders.
+
+    Parameters
+    ----------
+    path : str or Path
+        Image folder, read with :func:`medfeat.datasets.load_image_folder` (a ``manifest.csv`` with a
+        patient/slide column makes the CV group-aware; without one every image is its own group).
+    out : str or Path
+        Output folder: ``table.md``, ``table.csv``, ``results.json``, ``report.html`` and the feature
+        caches ``features_<set>.npz`` (a re-run reuses them, so an interrupted run resumes).
+    feature_sets : sequence of str
+        Among ``"lbp"``, ``"gist"``, ``"color"``, ``"glcm"``, ``"deep"`` (one set per layer in
+        ``deep_layers``, named ``"deep:<layer>"``) and ``"fusion"`` (all four handcrafted sets plus the
+        last deep layer, concatenated).
+    classifiers : sequence of str, optional
+        :func:`medfeat.classifiers.make_classifier` names; default ``("logreg", "linear_svm",
+        "rbf_svm")``, or ``("logreg",)`` when ``quick``.
+    n_splits : int, default=5
+        Folds of StratifiedGroupKFold (lowered to the number of groups, with a warning, when there are
+        fewer groups).
+    random_state : int, default=0
+        Seed of the fold shuffling (same folds for every row, so rows are paired) and the bootstrap.
+    progress : bool, default=True
+        tqdm bars.
+    quick : bool, default=False
+        Smaller run for a first look: one classifier (unless given), only the last deep layer,
+        200 bootstrap resamples.
+    deep_backbone : str, default="efficientnet_lite0"
+    deep_layers : sequence of str, default=DEFAULT_DEEP_LAYERS
+    group_column : "auto", str, callable or None
+        Passed to :func:`~medfeat.datasets.load_image_folder`.
+    positive : str, optional
+        Positive class of a binary task (default: the second class in sorted order).
+    n_bootstrap : int, default=1000
+        Resamples (of whole groups) for the confidence intervals.
+    confidence : float, default=0.95
+    n_jobs : int, optional
+        Threads of the handcrafted extractors.
+
+    Returns
+    -------
+    CompareResult
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from PIL import Image
+    >>> root = Path(tempfile.mkdtemp()); rng = np.random.default_rng(0)
+    >>> for cls, level in (("dark", 60), ("bright", 190)):
+    ...     (root / cls).mkdir()
+    ...     for i in range(6):
+    ...         img = np.clip(rng.normal(level, 20, (16, 16, 3)), 0, 255).astype(np.uint8)
+    ...         Image.fromarray(img).save(root / cls / f"{i}.png")
+    >>> res = compare_image_folder(root, root / "out", ["color"], ["logreg"], n_splits=3, progress=False,
+    ...                            group_column=None, n_bootstrap=0)
+    >>> res.task, round(float(res.table["auc"][0]), 2)
+    ('binary', 1.0)
+    """
+    from ..datasets import load_image_folder
+
+    feature_sets = [feature_sets] if isinstance(feature_sets, str) else list(feature_sets)
+    unknown = [f for f in feature_sets if f not in _KNOWN_SETS]
+    if unknown or not feature_sets:
+        raise ValueError(f"feature_sets must be a non-empty list among {list(_KNOWN_SETS)}, got {feature_sets!r}.")
+    if classifiers is None:
+        classifiers = ("logreg",) if quick else DEFAULT_CLASSIFIERS
+    classifiers = [classifiers] if isinstance(classifiers, str) else list(classifiers)
+    for c in classifiers:
+        make_classifier(c)  # validates the name before any long work
+    deep_layers = [deep_layers] if isinstance(deep_layers, str) else list(deep_layers)
+    if quick:
+        deep_layers = deep_layers[-1:]
+        n_bootstrap = min(n_bootstrap, 200)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+
+    ds = load_image_folder(path, group_column=group_column, progress=progress)
+    y, groups, classes = ds.labels, ds.groups, list(ds.classes)
+    if len(classes) < 2:
+        raise ValueError(f"{path}: a comparison needs at least 2 classes (sub-folders), found {classes}.")
+    task = "binary" if len(classes) == 2 else "multiclass"
+    if positive is None:
+        positive = classes[1] if task == "binary" else None
+    elif task == "binary" and positive not in classes:
+        raise ValueError(f"positive must be one of the classes {classes}, got {positive!r}.")
+    n_groups = len(np.unique(groups))
+    # One image per group: the group bootstrap is the ordinary one, and DeLong's CI is valid.
+    eval_groups = None if n_groups == len(y) else groups
+    if eval_groups is not None and not n_bootstrap:
+        raise ValueError("n_bootstrap must be > 0 when images are grouped (CIs resample whole groups).")
+    if n_groups < n_splits:
+        warnings.warn(f"{path}: only {n_groups} groups; using n_splits={n_groups} instead of {n_splits}.",
+                      UserWarning, stacklevel=2)
+        n_splits = n_groups
+
+    # 1. features, once per set for the whole folder (frozen extractors: see the module docstring)
+    needed = [f for f in _HANDCRAFTED if f in feature_sets or "fusion" in feature_sets]
+    if "deep" in feature_sets or "fusion" in feature_sets:
+        needed.append("deep")
+    blocks, dims, timings = {}, {}, {"features_seconds": {}, "cached": {}}
+    bar = needed
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(needed, desc="feature sets", unit="set")
+    for name in bar:
+        if progress:
+            bar.set_postfix_str(name)
+        transformer = _transformer(name, deep_backbone, deep_layers, n_jobs)
+        X, names, seconds, cached = _cached_features(name, transformer, ds.images, ds.paths, out, progress)
+        timings["features_seconds"][name] = round(seconds, 2)
+        timings["cached"][name] = cached
+        if name == "deep":
+            blocks.update(_split_deep(X, names, deep_layers))
+        else:
+            blocks[name] = X
+    sets = {}
+    for name in feature_sets:
+        if name == "deep":
+            sets.update({k: v for k, v in blocks.items() if k.startswith("deep:")})
+        elif name == "fusion":
+            sets["fusion"] = np.hstack([blocks[h] for h in _HANDCRAFTED] + [blocks[f"deep:{deep_layers[-1]}"]])
+        else:
+            sets[name] = blocks[name]
+    dims = {k: int(v.shape[1]) for k, v in sets.items()}
+
+    # 2. group-aware CV of every feature set x classifier on the same folds
+    cvs = {}
+    combos = [(f, c) for f in sets for c in classifiers]
+    it = combos
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(combos, desc="cross-validation", unit="model")
+    t_cv = time.perf_counter()
+    with warnings.catch_warnings():
+        # A class held by one group only cannot be trained on when that group is tested; the notes
+        # and the "_excl" columns report it once instead of a warning per fold and model.
+        warnings.filterwarnings("ignore", message=r"fold \d+: class\(es\)")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        for key in it:
+            cvs[key] = cross_validate_groups(make_classifier(key[1]), sets[key[0]], y, groups, n_splits=n_splits,
+                                             random_state=random_state)
+    timings["cv_seconds"] = round(time.perf_counter() - t_cv, 2)
+
+    # 3. tables
+    notes = [
+        f"{len(y)} images, {len(classes)} classes, {n_groups} groups "
+        f"({ds.group_column or 'one group per image'}); {n_splits}-fold StratifiedGroupKFold "
+        f"(shuffled, random_state={random_state}): no group on both sides of a split.",
+        "Scores are out-of-fold and pooled over folds; features are frozen/unsupervised and computed once, "
+        "scaling and classifiers are fitted inside each training fold.",
+    ]
+    single_group = [c for c in classes if len(np.unique(groups[y == c])) == 1]
+    bar, extra = None, {}
+    if task == "binary":
+        table, comparison, best_key = _binary_rows(cvs, y, eval_groups, positive, n_bootstrap, random_state,
+                                                   confidence)
+        bar = _bar_layout(cvs, y, eval_groups, positive, classifiers, n_bootstrap, random_state, confidence)
+        rep = comparison.reports[f"{best_key[0]} + {best_key[1]}"]
+        notes.append(
+            f"Positive class: {positive}. AUC CI: {rep.ci_method} ({confidence:.0%}); sensitivity and specificity "
+            "at the Youden threshold chosen on the same out-of-fold scores (optimistic), percentile bootstrap CIs. "
+            f"p_vs_best: paired DeLong test against the best row ({best_key[0]} + {best_key[1]}); it treats images "
+            "as independent."
+        )
+        sort_col = "auc"
+        extra["roc"] = {f"{f} | {c}": comparison.reports[f"{f} + {c}"].to_dict() for f, c in cvs}
+    else:
+        table, per_class = _multiclass_rows(cvs, y, eval_groups, classes, n_bootstrap, random_state, confidence,
+                                            single_group)
+        notes.append(
+            "macro_auc: mean one-vs-rest AUC over classes of the pooled out-of-fold scores; CI: percentile bootstrap "
+            f"over whole groups ({n_bootstrap} resamples; few groups give coarse intervals)."
+        )
+        if single_group:
+            notes.append(
+                f"Class(es) {single_group} come from a single group: when it is tested no training sample of the "
+                "class exists, so they cannot be learnt across groups; the *_excl columns leave them out."
+            )
+        sort_col = "macro_auc"
+        extra["per_class_auc"] = {f"{f} | {c}": mc.to_dict() for (f, c), mc in per_class.items()}
+    table.insert(2, "n_features", [dims[f] for f in table["feature_set"]])
+    table.insert(3, "fit_seconds", [round(float(cvs[(f, c)].metrics["fit_seconds"].sum()), 2)
+                                    for f, c in zip(table["feature_set"], table["classifier"])])
+    table = table.sort_values(sort_col, ascending=False, kind="stable").reset_index(drop=True)
+    readme = Path(path) / "README.md"
+    source = readme.read_text(encoding="utf-8", errors="replace").splitlines()[0].lstrip("# ") if readme.is_file() else None
+    timings["total_seconds"] = round(time.perf_counter() - t_start, 2)
+
+    # 4. files (temporary name, then rename)
+    files = {k: out / v for k, v in dict(table_md="table.md", table_csv="table.csv", results_json="results.json",
+                                         report_html="report.html").items()}
+    title = f"medfeat compare: {Path(path).name}"
+    md = [f"# {title}\n", _markdown(table)]
+    if bar is not None:
+        md += [f"\n## Bar et al. (2015) layout, classifier {bar[0]} (best mean AUC over feature sets)\n",
+               bar[1].to_markdown() + "\n"]
+    md.append("\n" + "\n".join(f"- {n}" for n in notes) + "\n")
+    if source:
+        md.append(f"- Data: {source} (see {readme} for source, citation and licence).\n")
+    _write_atomic(files["table_md"], "".join(md))
+    _write_atomic(files["table_csv"], table.to_csv(index=False))
+    results = dict(
+        dataset=str(Path(path).resolve()), dataset_readme=source, task=task, classes=classes, positive=positive,
+        n_images=int(len(y)), n_groups=int(n_groups), group_column=ds.group_column, n_splits=n_splits,
+        random_state=random_state, feature_sets=list(sets), feature_dims=dims, classifiers=classifiers,
+        deep_backbone=deep_backbone, deep_layers=deep_layers, notes=notes, timings=timings,
+        table=json.loads(table.to_json(orient="records")),
+        folds={f"{f} | {c}": json.loads(cv.metrics.to_json(orient="records")) for (f, c), cv in cvs.items()},
+        **extra,
+    )
+    if bar is not None:
+        results["bar_layout"] = {"classifier": bar[0], **bar[1].to_dict()}
+    _write_atomic(files["results_json"], json.dumps(_json_safe(results), indent=2))
+    _write_report(files["report_html"], title, table, notes, cvs, task, y, eval_groups, bar, source, positive,
+                  n_bootstrap)
+    timings["total_seconds"] = round(time.perf_counter() - t_start, 2)
+    return CompareResult(table=table, task=task, classes=classes, positive=positive, cv=cvs, files=files,
+                         notes=notes, timings=timings)
+
+
+def _json_safe(value):
+    """NaN/inf -> None so that results.json is strict JSON."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _write_report(path, title, table, notes, cvs, task, y, groups, bar, source, positive, n_bootstrap):
+    from ..evaluation import Report, roc_report
+
+    report = Report(title, description=source)
+    report.add_data_summary(y, groups=groups, name="Data")
+    report.add_text("\n\n".join(notes), title="How to read the table")
+    view = compact_table(table)
+    view.index = pd.Index([f"{f} + {c}" for f, c in zip(view.pop("feature set"), view.pop("classifier"))],
+                          name="model")
+    report.add_table("Feature sets x classifiers (group-aware CV, out-of-fold scores)", view)
+    if bar is not None:
+        clf, comparison = bar
+        report.add_table(f"Bar et al. (2015) layout, classifier {clf}", comparison)
+        top = list(zip(table["feature_set"], table["classifier"]))[:5]
+        pos = np.asarray(y) == positive
+        # the ROC figure re-uses the comparison's reports where it has them (same classifier)
+        reps = {}
+        for f, c in top:
+            if c == clf and f in comparison.reports:
+                reps[f"{f} + {c}"] = comparison.reports[f]
+            else:
+                reps[f"{f} + {c}"] = roc_report(pos, cvs[(f, c)].scores, groups=groups,
+                                                n_bootstrap=min(n_bootstrap, 200), operating_points=("youden",),
+                                                random_state=0)
+        report.add_roc("ROC of the five best rows", reps)
+    tmp = path.with_name("report.tmp.html")
+    written = report.save(tmp, json_path=path.with_name("report.json"))
+    os.replace(written.html, path)
