@@ -20,6 +20,8 @@ from ._base import ImageTransformer
 __all__ = ["LBPHistogram", "lbp_codes", "lbp_histogram"]
 
 _METHODS = ("uniform", "nri_uniform")
+# pixels per strip in the LBP kernel: a few float64 buffers of this size fit in L2 cache
+_STRIP_ELEMENTS = 16384
 
 
 def _n_bins(P, method):
@@ -72,7 +74,7 @@ def _sample_offsets(P, R, H, W):
             offs.append((int(d_lo[0]), int(d_hi[0])))
         dr = (pr - minr)[:, None]  # (H, 1)
         dc = pc - minc  # (W,)
-        points.append((offs[0], offs[1], dr, 1 - dr, dc, 1 - dc))
+        points.append((offs[0], offs[1], dr, 1 - dr, dc, 1 - dc, not np.any(dr), not np.any(dc)))
     return points
 
 
@@ -84,43 +86,45 @@ def _bits(grey, P, R):
     bits = np.empty((P, N, H, W), dtype=bool)
     # Points outside the image read the constant 0 (skimage's mode 'C', cval 0).
     padded = np.zeros((H + 2 * m, W + 2 * m), dtype=np.double)
-    # One image at a time with preallocated buffers: the arrays stay in cache and no temporary
-    # is allocated per operation (which dominated the run time on whole stacks).
-    top = np.empty((H, W))
-    bottom = np.empty((H, W))
-    tmp = np.empty((H, W))
+    # One image, and within it one strip of rows, at a time with preallocated buffers: the
+    # arrays stay in cache and no temporary is allocated per operation (both dominated the run
+    # time when working on whole stacks).
+    strip = max(1, min(H, _STRIP_ELEMENTS // W))
+    top = np.empty((strip, W))
+    bottom = np.empty((strip, W))
+    tmp = np.empty((strip, W))
     for n in range(N):
-        centre = grey[n]
-        padded[m : m + H, m : m + W] = centre
+        padded[m : m + H, m : m + W] = grey[n]
+        for y0 in range(0, H, strip):
+            y1 = min(H, y0 + strip)
+            h = y1 - y0
+            centre = grey[n, y0:y1]
+            t_buf, b_buf, x_buf = top[:h], bottom[:h], tmp[:h]
 
-        def shifted(dy, dx):
-            return padded[m + dy : m + dy + H, m + dx : m + dx + W]
+            def shifted(dy, dx):
+                return padded[m + dy + y0 : m + dy + y1, m + dx : m + dx + W]
 
-        for i, ((r0, r1), (c0, c1), dr, one_dr, dc, one_dc) in enumerate(points):
-            row_exact = not np.any(dr)
-            col_exact = not np.any(dc)
-            if col_exact:
-                t, b = shifted(r0, c0), shifted(r1, c0)
-            else:
-                # the same expressions, in the same order, as skimage's bilinear_interpolation
-                np.multiply(one_dc, shifted(r0, c0), out=top)
-                np.multiply(dc, shifted(r0, c1), out=tmp)
-                np.add(top, tmp, out=top)
-                t = top
-                if not row_exact:
-                    np.multiply(one_dc, shifted(r1, c0), out=bottom)
-                    np.multiply(dc, shifted(r1, c1), out=tmp)
-                    np.add(bottom, tmp, out=bottom)
-                    b = bottom
-            if row_exact:
-                value = t
-            else:
-                np.multiply(one_dr, t, out=tmp)
-                np.multiply(dr, b, out=top)
-                np.add(tmp, top, out=tmp)
-                value = tmp
-            # skimage tests ``texture - center >= 0``; for finite IEEE doubles this is ``texture >= center``.
-            np.greater_equal(value, centre, out=bits[i, n])
+            for i, ((r0, r1), (c0, c1), dr, one_dr, dc, one_dc, row_exact, col_exact) in enumerate(points):
+                if col_exact:
+                    t, b = shifted(r0, c0), shifted(r1, c0)
+                else:
+                    # the same expressions, in the same order, as skimage's bilinear_interpolation
+                    np.multiply(one_dc, shifted(r0, c0), out=t_buf)
+                    np.multiply(dc, shifted(r0, c1), out=x_buf)
+                    t = np.add(t_buf, x_buf, out=t_buf)
+                    if not row_exact:
+                        np.multiply(one_dc, shifted(r1, c0), out=b_buf)
+                        np.multiply(dc, shifted(r1, c1), out=x_buf)
+                        b = np.add(b_buf, x_buf, out=b_buf)
+                if row_exact:
+                    value = t
+                else:
+                    np.multiply(one_dr[y0:y1], t, out=x_buf)
+                    np.multiply(dr[y0:y1], b, out=t_buf)
+                    value = np.add(x_buf, t_buf, out=x_buf)
+                # skimage tests ``texture - center >= 0``; for finite IEEE doubles that is
+                # ``texture >= center``.
+                np.greater_equal(value, centre, out=bits[i, n, y0:y1])
     return bits
 
 
@@ -243,12 +247,12 @@ class LBPHistogram(ImageTransformer):
         self.n_jobs = n_jobs
 
     def _check_params(self):
-        self._pairs = _check_lbp_params(self.radii_points, self.method)
+        _check_lbp_params(self.radii_points, self.method)
 
     def _make_feature_names(self):
         return [
             f"P{P}_R{_format_r(R)}_{k}"
-            for P, R in self._pairs
+            for P, R in _check_lbp_params(self.radii_points, self.method)
             for k in range(_n_bins(P, self.method))
         ]
 
