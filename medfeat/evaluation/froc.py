@@ -334,6 +334,49 @@ def froc(
     )
 
 
+def _plateau_peaks(p, threshold, min_distance):
+    """(row, col) of local maxima above ``threshold``, one per plateau, most probable first."""
+    from scipy import ndimage
+    from scipy.spatial import cKDTree
+    from skimage.morphology import local_maxima
+
+    finite = np.isfinite(p)
+    if not np.any(finite & (p > threshold)):
+        return np.zeros((0, 2), dtype=np.int64)
+    # NaN (no tissue) and below-threshold cells sit below everything that can be a detection.
+    floor = min(threshold, float(p[finite].min())) - 1.0
+    img = np.where(finite, p, floor)
+    # skimage's local_maxima returns whole plateaus, so each connected plateau can become one detection
+    # (skimage.feature.peak_local_max would report every cell of a plateau).
+    mask = local_maxima(img, connectivity=2, allow_borders=True) & (img > threshold)
+    if min_distance > 1:
+        mask &= img >= ndimage.maximum_filter(img, size=2 * min_distance + 1, mode="nearest")
+    labels, k = ndimage.label(mask, structure=np.ones((3, 3)))
+    if k == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    rows, cols = np.nonzero(labels)
+    lab = labels[rows, cols] - 1
+    centre_r = np.bincount(lab, rows, k) / np.bincount(lab, minlength=k)
+    centre_c = np.bincount(lab, cols, k) / np.bincount(lab, minlength=k)
+    d2 = (rows - centre_r[lab]) ** 2 + (cols - centre_c[lab]) ** 2
+    # For each plateau the member cell nearest its centroid (first in row-major order on ties).
+    order = np.lexsort((d2, lab))
+    first = order[np.r_[True, lab[order][1:] != lab[order][:-1]]]
+    pts = np.column_stack([rows[first], cols[first]])
+    vals = img[pts[:, 0], pts[:, 1]]
+    pts = pts[np.lexsort((pts[:, 1], pts[:, 0], -vals))]
+    if min_distance > 1 and len(pts) > 1:
+        # Greedy suppression: keep the most probable, drop others within min_distance (Chebyshev).
+        tree = cKDTree(pts)
+        keep = np.ones(len(pts), bool)
+        for i in range(len(pts)):
+            if keep[i]:
+                near = tree.query_ball_point(pts[i], r=min_distance, p=np.inf)
+                keep[[j for j in near if j > i]] = False
+        pts = pts[keep]
+    return pts.astype(np.int64)
+
+
 def detections_from_heatmap(
     prob_map,
     threshold=0.5,
@@ -355,7 +398,10 @@ def detections_from_heatmap(
     threshold : float, default 0.5
         Only maxima with probability strictly above it are kept.
     min_distance : int, default 1
-        Minimum distance between maxima, in heatmap cells (:func:`skimage.feature.peak_local_max`).
+        A detection is the maximum of the (2 * min_distance + 1)-cell square around it, and detections
+        are at least ``min_distance + 1`` cells apart (Chebyshev), the higher one kept. A plateau of
+        equal maxima gives one detection (the plateau cell nearest its centroid), not one per cell,
+        so a saturated region is not counted as many false positives.
     origin : (float, float)
         Level-0 (x, y) of the top-left corner of heatmap cell (0, 0).
     stride : float or (float, float), optional
@@ -382,8 +428,6 @@ def detections_from_heatmap(
     >>> detections_from_heatmap(h, 0.5, stride=256).tolist()
     [[896.0, 384.0, 0.9], [128.0, 1152.0, 0.7]]
     """
-    from skimage.feature import peak_local_max
-
     p = np.asarray(prob_map, dtype=np.float64)
     if coords is not None:
         c = np.asarray(coords, dtype=np.float64)
@@ -412,18 +456,14 @@ def detections_from_heatmap(
         raise ValueError(f"stride must be positive, got {stride!r}.")
     half_x = (sx if patch_size is None else float(patch_size)) / 2.0
     half_y = (sy if patch_size is None else float(patch_size)) / 2.0
-    img = np.where(np.isfinite(p), p, -np.inf)
-    # Below-threshold cells are floored so that peak_local_max never reports them (it keeps > threshold).
-    floor = min(float(threshold), float(np.min(img[np.isfinite(img)]))) - 1.0 if np.isfinite(img).any() else -1.0
-    img = np.where(np.isfinite(img), img, floor)
-    peaks = peak_local_max(
-        img, min_distance=int(min_distance), threshold_abs=float(threshold), exclude_border=False,
-        num_peaks=np.inf if max_detections is None else int(max_detections),
-    )
-    peaks = peaks[img[peaks[:, 0], peaks[:, 1]] > threshold] if len(peaks) else peaks
-    probs = img[peaks[:, 0], peaks[:, 1]] if len(peaks) else np.zeros(0)
-    x = float(origin[0]) + peaks[:, 1] * sx + half_x if len(peaks) else np.zeros(0)
-    y = float(origin[1]) + peaks[:, 0] * sy + half_y if len(peaks) else np.zeros(0)
-    out = np.column_stack([x, y, probs]).astype(np.float64) if len(peaks) else np.zeros((0, 3))
+    if int(min_distance) < 1:
+        raise ValueError(f"min_distance must be an integer >= 1 (heatmap cells), got {min_distance!r}.")
+    peaks = _plateau_peaks(p, float(threshold), int(min_distance))
+    if max_detections is not None:
+        peaks = peaks[: int(max_detections)]
+    probs = p[peaks[:, 0], peaks[:, 1]]
+    x = float(origin[0]) + peaks[:, 1] * sx + half_x
+    y = float(origin[1]) + peaks[:, 0] * sy + half_y
+    out = np.column_stack([x, y, probs]).astype(np.float64)
     order = np.argsort(-out[:, 2], kind="stable")
     return out[order]

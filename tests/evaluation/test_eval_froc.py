@@ -103,5 +103,12 @@ def test_detections_from_heatmap():
     p = np.array([0.1, 0.2, 0.3, 0.2, 0.6, 0.1, 0.9])
     d2 = detections_from_heatmap(p, 0.5, coords=coords, patch_size=512)
     np.testing.assert_allclose(d2, [[1024 + 256, 1024 + 256, 0.9], [256 + 256, 256 + 256, 0.6]])
+    # A saturated plateau is one detection (at its centre cell), not one per cell.
+    plateau = np.zeros((9, 9))
+    plateau[2:5, 2:5] = 1.0
+    plateau[7, 7] = 0.8
+    np.testing.assert_allclose(detections_from_heatmap(plateau, 0.5), [[3.5, 3.5, 1.0], [7.5, 7.5, 0.8]])
+    # min_distance=3: the 0.8 cell is within 3 cells of the plateau's corner (4, 4), so it is no maximum there.
+    np.testing.assert_allclose(detections_from_heatmap(plateau, 0.5, min_distance=3), [[3.5, 3.5, 1.0]])
     with pytest.raises(ValueError, match="2-D heatmap"):
         detections_from_heatmap(np.zeros((2, 2, 2)))
