@@ -84,21 +84,64 @@ class _OpenSlideBackend:
         self.level_downsamples = tuple(float(d) for d in self.slide.level_downsamples)
         self.properties = dict(self.slide.properties)
         self.path = str(path)
+        self._direct = _direct_reader(self.slide)
 
     def read(self, level, x, y, w, h):
         import openslide
 
         ds = self.level_downsamples[level]
         # OpenSlide takes the top-left in level-0 pixels and the size in level pixels.
+        x0, y0, w, h = round(x * ds), round(y * ds), int(w), int(h)
         try:
-            img = self.slide.read_region((round(x * ds), round(y * ds)), level, (int(w), int(h)))
+            if self._direct is not None:
+                return self._direct(x0, y0, level, w, h)
+            img = self.slide.read_region((x0, y0), level, (w, h))
         except openslide.OpenSlideError as exc:
             raise ValueError(f"OpenSlide failed to read a region of {self.path!r} (corrupt or truncated?): {exc}") from exc
-        rgba = np.asarray(img)
-        return _composite_white(rgba)
+        return _composite_white(np.asarray(img))
 
     def close(self):
         self.slide.close()
+
+
+def _direct_reader(slide):
+    """Read regions straight into a numpy buffer, or None to use ``OpenSlide.read_region``.
+
+    ``OpenSlide.read_region`` goes through a zeroed ctypes buffer, an ARGB->RGBA pass and a PIL image
+    that numpy then copies, all holding the GIL; with several reader threads that serial part limits
+    the speed-up. Here the C call (which releases the GIL) fills an uninitialised numpy buffer and
+    numpy (which releases the GIL on large arrays) turns premultiplied ARGB into RGB on white:
+    ``c + 255 - alpha`` per channel, exact for premultiplied colour. It relies on openslide-python's
+    ``lowlevel._read_region`` binding, so any surprise falls back to the public API.
+    """
+    import ctypes
+    import sys
+
+    try:
+        from openslide import lowlevel
+
+        func = lowlevel._read_region
+        handle = slide._osr
+    except (ImportError, AttributeError):
+        return None
+    if sys.byteorder != "little":
+        return None
+
+    def read(x, y, level, w, h):
+        buf = np.empty((h, w), np.uint32)
+        func(handle, buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)), x, y, level, w, h)
+        bgra = buf.view(np.uint8).reshape(h, w, 4)  # little-endian ARGB words: bytes B, G, R, A
+        out = np.empty((h, w, 3), np.uint8)
+        # one plane at a time: ~4x faster than a reversed-channel strided copy
+        out[..., 0] = bgra[..., 2]
+        out[..., 1] = bgra[..., 1]
+        out[..., 2] = bgra[..., 0]
+        alpha = bgra[..., 3]
+        if alpha.min() < 255:
+            out += (255 - alpha)[..., None]
+        return out
+
+    return read
 
 
 def _composite_white(rgba):
