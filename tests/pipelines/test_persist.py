@@ -82,3 +82,18 @@ def test_bad_files_and_metadata(tmp_path):
     assert zipfile.is_zipfile(path)
     with pytest.raises(ValueError, match="single string"):
         load_model(path, trusted="numpy.log1p")
+
+
+def test_deep_pipeline_round_trip_holds_no_torch_object(tmp_path, rng):
+    # DeepFeatures keeps only parameters in the file (its network is rebuilt from them), so the only
+    # non-default type is medfeat's own estimator class, trusted by default.
+    X = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    y = np.repeat([0, 1], 6)
+    pipe = make_patch_pipeline("deep", "logreg", feature_params=dict(layers="blocks.1", input_size=None)).fit(X, y)
+    path = save_model(pipe, tmp_path / "deep.skops", {"size": 32})
+    assert sio.get_untrusted_types(file=path) == ["medfeat.features.deep.DeepFeatures"]
+    with zipfile.ZipFile(path) as zf:
+        assert not any("torch" in zf.read(n).decode("latin-1") for n in zf.namelist() if n.endswith(".json"))
+    loaded, meta = load_model(path)
+    np.testing.assert_array_equal(decision_scores(loaded, X), decision_scores(pipe, X))
+    assert meta["pipeline"]["features"]["params"]["layers"] == "blocks.1"
