@@ -57,6 +57,11 @@ def check_scores(y_score, *, n=None, name="y_score", ndim=1):
         y_score = y_score.to_numpy()
     arr = np.asarray(y_score)
     if ndim == 1:
+        if arr.ndim == 2 and arr.shape[1] == 2 and arr.shape[0] > 1:
+            raise ValueError(
+                f"{name} has shape {arr.shape}; expected one score per sample. For predict_proba output pass "
+                "the positive-class column, e.g. proba[:, 1]."
+            )
         arr = _as_1d(arr, name)
     elif arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_classes), got an array of shape {arr.shape}.")

@@ -173,6 +173,7 @@ def test_plot_headless(rng):
         (dict(y_true=[0, 0, 0], y_score=[0.1, 0.2, 0.3]), "only negative"),
         (dict(y_true=[0, 1, 1], y_score=[0.1, np.nan, 0.3]), "y_score contains 1 NaN or inf"),
         (dict(y_true=[0, 1, 1], y_score=[0.1, 0.3]), "same length"),
+        (dict(y_true=[0, 1, 1], y_score=[[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]), r"proba\[:, 1\]"),
         (dict(y_true=[0, 1, 3], y_score=[0.1, 0.2, 0.3]), "y_true must hold binary labels"),
         (dict(y_true=["a", "b", "b"], y_score=[0.1, 0.2, 0.3]), "pos_label"),
         (dict(y_true=[0, 1, 1], y_score=[0.1, 0.2, 0.3], ci="wald"), "ci must be"),
