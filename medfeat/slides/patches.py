@@ -158,7 +158,8 @@ def iter_patch_batches(slide, grid, batch_size=64, scales=(1,), num_workers=2, b
     progress : bool
         tqdm bar over patches.
     prefetch : int, optional
-        Batches in flight at most (default ``2 * num_workers``); bounds memory.
+        Batches in flight at most (default ``2 * num_workers``); bounds memory. Each batch is split
+        between the workers, so they share every batch and batches come out in grid order.
 
     Yields
     ------
@@ -239,23 +240,32 @@ def iter_patch_batches(slide, grid, batch_size=64, scales=(1,), num_workers=2, b
             readers = []
             task, extra = _proc_read, (scales,)
 
+        # Each batch is split into one part per worker, so all workers share every batch (balanced even
+        # for short grids) and batches still come out whole and in order. At most `prefetch` batches
+        # are in flight.
+        def parts(idx):
+            return [p for p in np.array_split(idx, min(num_workers, len(idx))) if len(p)]
+
         pending = collections.deque()
         it = iter(chunks)
+
+        def submit_next():
+            idx = next(it, None)
+            if idx is not None:
+                pending.append((idx, [executor.submit(task, p, *extra) for p in parts(idx)]))
+
         try:
-            for idx in it:
-                pending.append((idx, executor.submit(task, idx, *extra)))
-                if len(pending) >= prefetch:
-                    break
+            for _ in range(prefetch):
+                submit_next()
             while pending:
-                idx, fut = pending.popleft()
-                images = fut.result()
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending.append((nxt, executor.submit(task, nxt, *extra)))
-                yield emit(idx, images)
+                idx, futs = pending.popleft()
+                results = [f.result() for f in futs]
+                submit_next()
+                yield emit(idx, results[0] if len(results) == 1 else np.concatenate(results))
         finally:
-            for _, fut in pending:
-                fut.cancel()
+            for _, futs in pending:
+                for fut in futs:
+                    fut.cancel()
             executor.shutdown(wait=True, cancel_futures=True)
             for r in readers:
                 r.close()
