@@ -76,8 +76,8 @@ def _features_from_args(args):
     if args.layers:
         layers = [part for item in args.layers for part in item.split(",") if part]
         layers = layers[0] if len(layers) == 1 else layers
-    if args.features == "handcrafted" and (args.backbone or layers):
-        raise ValueError("--backbone/--layers apply to --features deep or fusion, not handcrafted.")
+    if args.features not in ("deep", "fusion") and (args.backbone or layers):
+        raise ValueError(f"--backbone/--layers apply to --features deep or fusion, not {args.features}.")
     return make_features(args.features, backbone=args.backbone, layers=layers, scales=tuple(args.scales))
 
 
@@ -297,7 +297,9 @@ def build_parser():
                                    "slide (<out>/<slide>.h5). Interrupted runs resume; finished slides are skipped.")
     p.add_argument("slides", nargs="+", help="slide files (SVS, NDPI, MRXS, tiled TIFF, ...)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--features", choices=("deep", "handcrafted", "fusion"), default="deep")
+    p.add_argument("--features", choices=("deep", "handcrafted", "fusion", "lbp", "gist", "color", "glcm"),
+                   default="deep", help="deep (frozen CNN, default), handcrafted (LBP+GIST+colour+GLCM), fusion "
+                                       "(both), or one handcrafted family")
     p.add_argument("--mpp", type=float, default=0.5, help="target microns per pixel (default 0.5)")
     p.add_argument("--size", type=int, default=224, help="patch size in pixels at --mpp (default 224)")
     p.add_argument("--stride", type=int, default=None, help="grid step in pixels at --mpp (default: --size)")
