@@ -12,4 +12,10 @@ Examples
 from .aggregate import aggregate_slide_scores
 from .presets import XGBoostClassifier, decision_scores, list_classifiers, make_classifier
 
-__all__ = ["XGBoostClassifier", "aggregate_slide_scores", "decision_scores", "list_classifiers", "make_classifier"]
+__all__ = [
+    "XGBoostClassifier",
+    "aggregate_slide_scores",
+    "decision_scores",
+    "list_classifiers",
+    "make_classifier",
+]

@@ -22,7 +22,13 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from .._checks import optional_import
 
-__all__ = ["CLASSIFIER_DEFAULTS", "XGBoostClassifier", "decision_scores", "list_classifiers", "make_classifier"]
+__all__ = [
+    "CLASSIFIER_DEFAULTS",
+    "XGBoostClassifier",
+    "decision_scores",
+    "list_classifiers",
+    "make_classifier",
+]
 
 # Defaults of every preset (documented in make_classifier). Scaled models see standardised features.
 CLASSIFIER_DEFAULTS = {
@@ -49,7 +55,14 @@ CLASSIFIER_DEFAULTS = {
     "knn": dict(n_neighbors=15, weights="distance"),
 }
 
-_SCALED = {"logreg": True, "linear_svm": True, "rbf_svm": True, "random_forest": False, "xgboost": False, "knn": True}
+_SCALED = {
+    "logreg": True,
+    "linear_svm": True,
+    "rbf_svm": True,
+    "random_forest": False,
+    "xgboost": False,
+    "knn": True,
+}
 
 
 def list_classifiers():
@@ -130,7 +143,9 @@ def make_classifier(name, **params):
         model = cls(**kwargs)
     except TypeError as exc:
         valid = sorted(cls().get_params(deep=False))
-        raise ValueError(f"invalid parameter for classifier {name!r} ({exc}); valid parameters: {valid}.") from exc
+        raise ValueError(
+            f"invalid parameter for classifier {name!r} ({exc}); valid parameters: {valid}."
+        ) from exc
     if _SCALED[name]:
         return Pipeline([("scaler", StandardScaler()), ("classifier", model)])
     return model
@@ -269,12 +284,15 @@ class XGBoostClassifier(ClassifierMixin, BaseEstimator):
         y_enc = self._le.transform(y)
         weights = None
         if self.class_weight is not None:
-            weights = compute_sample_weight(self.class_weight, y_enc if not isinstance(self.class_weight, dict)
-                                            else y)
+            weights = compute_sample_weight(
+                self.class_weight, y_enc if not isinstance(self.class_weight, dict) else y
+            )
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
             if not np.any(sample_weight > 0):
-                raise ValueError("sample_weight: all weights are zero; at least one sample must have weight > 0.")
+                raise ValueError(
+                    "sample_weight: all weights are zero; at least one sample must have weight > 0."
+                )
             weights = sample_weight if weights is None else weights * sample_weight
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}.")

@@ -13,7 +13,16 @@ IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff")
 
 # Group columns recognised in a manifest.csv when group_column="auto", most specific first:
 # a patient can have several slides, and patient-level grouping is the conservative one.
-_AUTO_GROUP_COLUMNS = ("patient_id", "patient", "subject_id", "case_id", "source_slide", "slide_id", "slide", "group")
+_AUTO_GROUP_COLUMNS = (
+    "patient_id",
+    "patient",
+    "subject_id",
+    "case_id",
+    "source_slide",
+    "slide_id",
+    "slide",
+    "group",
+)
 
 
 @dataclass
@@ -164,7 +173,9 @@ def load_image_folder(path, size=None, group_column="auto", *, extensions=IMAGE_
         if len(size) != 2 or min(size) < 1:
             raise ValueError(f"size must be a positive int or (height, width), got {size!r}.")
     if not (group_column is None or callable(group_column) or isinstance(group_column, str)):
-        raise ValueError(f"group_column must be 'auto', a column name, a callable or None, got {group_column!r}.")
+        raise ValueError(
+            f"group_column must be 'auto', a column name, a callable or None, got {group_column!r}."
+        )
 
     manifest = root / "manifest.csv"
     used_column = None
@@ -174,13 +185,16 @@ def load_image_folder(path, size=None, group_column="auto", *, extensions=IMAGE_
         frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
         missing = {"relative_path", "label"} - set(frame.columns)
         if missing:
-            raise ValueError(f"{manifest}: missing column(s) {sorted(missing)}; expected relative_path and label.")
+            raise ValueError(
+                f"{manifest}: missing column(s) {sorted(missing)}; expected relative_path and label."
+            )
         rel = frame["relative_path"].tolist()
         labels = frame["label"].to_numpy(dtype=str)
         if isinstance(group_column, str) and group_column != "auto":
             if group_column not in frame.columns:
                 raise ValueError(
-                    f"group_column {group_column!r} is not a column of {manifest}; columns: {list(frame.columns)}."
+                    f"group_column {group_column!r} is not a column of {manifest}; "
+                    f"columns: {list(frame.columns)}."
                 )
             used_column = group_column
         elif group_column == "auto":
@@ -188,13 +202,17 @@ def load_image_folder(path, size=None, group_column="auto", *, extensions=IMAGE_
         groups = frame[used_column].to_numpy(dtype=str) if used_column else None
     else:
         if isinstance(group_column, str) and group_column != "auto":
-            raise ValueError(f"group_column {group_column!r} needs a manifest.csv in {root}, which is absent.")
+            raise ValueError(
+                f"group_column {group_column!r} needs a manifest.csv in {root}, which is absent."
+            )
         rows = _scan(root, tuple(e.lower() for e in extensions))
         rel = [r for r, _ in rows]
         labels = np.array([c for _, c in rows], dtype=str)
         groups = None
     if len(rel) == 0:
-        raise ValueError(f"no images found in {root}: expected class sub-folders holding {', '.join(extensions)} files.")
+        raise ValueError(
+            f"no images found in {root}: expected class sub-folders holding {', '.join(extensions)} files."
+        )
     if len(set(rel)) != len(rel):
         raise ValueError(f"{manifest}: relative_path has duplicate entries.")
 

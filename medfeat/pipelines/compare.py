@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..classifiers import make_classifier
-from .patch import CVResult, cross_validate_groups, macro_ovr_auc
+from .patch import cross_validate_groups, macro_ovr_auc
 
 __all__ = [
     "DEFAULT_CLASSIFIERS",
@@ -141,7 +141,9 @@ def _split_deep(X, names, layers):
     """
     prefixes = [n.split("__", 1)[0] for n in names]
     order = list(dict.fromkeys(prefixes))
-    if len(order) != len(layers) or not all(p.endswith(f".{layer}") or p == layer for p, layer in zip(order, layers)):
+    if len(order) != len(layers) or not all(
+        p.endswith(f".{layer}") or p == layer for p, layer in zip(order, layers)
+    ):
         raise RuntimeError(f"deep feature names {order} do not match the requested layers {list(layers)}.")
     prefixes = np.asarray(prefixes)
     return {f"deep:{layer}": X[:, prefixes == p] for p, layer in zip(order, layers)}
@@ -156,22 +158,39 @@ def _binary_rows(cvs, y, groups, positive, n_bootstrap, random_state, confidence
 
     pos = np.asarray(y) == positive
     labels = {key: f"{key[0]} + {key[1]}" for key in cvs}
-    comparison = compare_feature_sets(pos, {labels[k]: cv.scores for k, cv in cvs.items()}, groups=groups,
-                                      confidence=confidence, n_bootstrap=n_bootstrap, random_state=random_state)
+    comparison = compare_feature_sets(
+        pos,
+        {labels[k]: cv.scores for k, cv in cvs.items()},
+        groups=groups,
+        confidence=confidence,
+        n_bootstrap=n_bootstrap,
+        random_state=random_state,
+    )
     num = comparison.to_frame(numeric=True)
     rows = []
     for key, cv in cvs.items():
         r = num.loc[labels[key]]
         pooled = cv.pooled()
-        rows.append(dict(
-            feature_set=key[0], classifier=key[1], auc=r["auc"], auc_ci_lo=r["auc_ci_lo"], auc_ci_hi=r["auc_ci_hi"],
-            sensitivity=r["sensitivity"], sensitivity_ci_lo=r["sensitivity_ci_lo"],
-            sensitivity_ci_hi=r["sensitivity_ci_hi"], specificity=r["specificity"],
-            specificity_ci_lo=r["specificity_ci_lo"], specificity_ci_hi=r["specificity_ci_hi"],
-            p_vs_best=r["p_value_vs_best"], accuracy=pooled["accuracy"], balanced_accuracy=pooled["balanced_accuracy"],
-            fold_auc_mean=float(np.nanmean(cv.metrics["roc_auc"])),
-            fold_auc_sd=float(np.nanstd(cv.metrics["roc_auc"], ddof=1)),
-        ))
+        rows.append(
+            dict(
+                feature_set=key[0],
+                classifier=key[1],
+                auc=r["auc"],
+                auc_ci_lo=r["auc_ci_lo"],
+                auc_ci_hi=r["auc_ci_hi"],
+                sensitivity=r["sensitivity"],
+                sensitivity_ci_lo=r["sensitivity_ci_lo"],
+                sensitivity_ci_hi=r["sensitivity_ci_hi"],
+                specificity=r["specificity"],
+                specificity_ci_lo=r["specificity_ci_lo"],
+                specificity_ci_hi=r["specificity_ci_hi"],
+                p_vs_best=r["p_value_vs_best"],
+                accuracy=pooled["accuracy"],
+                balanced_accuracy=pooled["balanced_accuracy"],
+                fold_auc_mean=float(np.nanmean(cv.metrics["roc_auc"])),
+                fold_auc_sd=float(np.nanstd(cv.metrics["roc_auc"], ddof=1)),
+            )
+        )
     best_label = comparison.best
     best_key = next(k for k, v in labels.items() if v == best_label)
     return pd.DataFrame(rows), comparison, best_key
@@ -185,8 +204,14 @@ def _bar_layout(cvs, y, groups, positive, classifiers, n_bootstrap, random_state
     pos = np.asarray(y) == positive
     mean_auc = {c: np.mean([cvs[k].pooled()["roc_auc"] for k in cvs if k[1] == c]) for c in classifiers}
     clf = max(mean_auc, key=mean_auc.get)
-    comparison = compare_feature_sets(pos, {k[0]: cv.scores for k, cv in cvs.items() if k[1] == clf}, groups=groups,
-                                      confidence=confidence, n_bootstrap=n_bootstrap, random_state=random_state)
+    comparison = compare_feature_sets(
+        pos,
+        {k[0]: cv.scores for k, cv in cvs.items() if k[1] == clf},
+        groups=groups,
+        confidence=confidence,
+        n_bootstrap=n_bootstrap,
+        random_state=random_state,
+    )
     return clf, comparison
 
 
@@ -202,19 +227,33 @@ def _multiclass_rows(cvs, y, groups, classes, n_bootstrap, random_state, confide
     rows, per_class = [], {}
     for key, cv in cvs.items():
         pooled = cv.pooled()
-        mc = multiclass_roc(y, cv.scores, classes=classes, groups=groups, confidence=confidence,
-                            n_bootstrap=n_bootstrap, random_state=random_state)
+        mc = multiclass_roc(
+            y,
+            cv.scores,
+            classes=classes,
+            groups=groups,
+            confidence=confidence,
+            n_bootstrap=n_bootstrap,
+            random_state=random_state,
+        )
         per_class[key] = mc
         row = dict(
-            feature_set=key[0], classifier=key[1], macro_auc=mc.macro_auc, macro_auc_ci_lo=mc.macro_ci[0],
-            macro_auc_ci_hi=mc.macro_ci[1], accuracy=pooled["accuracy"], balanced_accuracy=pooled["balanced_accuracy"],
+            feature_set=key[0],
+            classifier=key[1],
+            macro_auc=mc.macro_auc,
+            macro_auc_ci_lo=mc.macro_ci[0],
+            macro_auc_ci_hi=mc.macro_ci[1],
+            accuracy=pooled["accuracy"],
+            balanced_accuracy=pooled["balanced_accuracy"],
             fold_macro_auc_mean=float(np.nanmean(cv.metrics["roc_auc"])),
             fold_macro_auc_sd=float(np.nanstd(cv.metrics["roc_auc"], ddof=1)),
         )
         if exclude:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                row["macro_auc_excl"] = macro_ovr_auc(y[keep], cv.scores[keep][:, kept], [classes[i] for i in kept])
+                row["macro_auc_excl"] = macro_ovr_auc(
+                    y[keep], cv.scores[keep][:, kept], [classes[i] for i in kept]
+                )
                 row["balanced_accuracy_excl"] = float(balanced_accuracy_score(y[keep], cv.predictions[keep]))
                 row["accuracy_excl"] = float(accuracy_score(y[keep], cv.predictions[keep]))
         rows.append(row)
@@ -247,16 +286,27 @@ def compact_table(table):
     -------
     pandas.DataFrame of str
     """
-    out = pd.DataFrame({"feature set": table["feature_set"], "classifier": table["classifier"],
-                        "d": table["n_features"].astype(int)})
+    out = pd.DataFrame(
+        {
+            "feature set": table["feature_set"],
+            "classifier": table["classifier"],
+            "d": table["n_features"].astype(int),
+        }
+    )
     if "auc" in table:
         out["AUC (95% CI)"] = [_ci(*r) for r in table[["auc", "auc_ci_lo", "auc_ci_hi"]].to_numpy()]
-        out["sensitivity"] = [_ci(*r) for r in table[["sensitivity", "sensitivity_ci_lo", "sensitivity_ci_hi"]].to_numpy()]
-        out["specificity"] = [_ci(*r) for r in table[["specificity", "specificity_ci_lo", "specificity_ci_hi"]].to_numpy()]
+        out["sensitivity"] = [
+            _ci(*r) for r in table[["sensitivity", "sensitivity_ci_lo", "sensitivity_ci_hi"]].to_numpy()
+        ]
+        out["specificity"] = [
+            _ci(*r) for r in table[["specificity", "specificity_ci_lo", "specificity_ci_hi"]].to_numpy()
+        ]
         out["p vs best"] = [_p(v) for v in table["p_vs_best"]]
         fold = ("fold_auc_mean", "fold_auc_sd")
     else:
-        out["macro AUC (95% CI)"] = [_ci(*r) for r in table[["macro_auc", "macro_auc_ci_lo", "macro_auc_ci_hi"]].to_numpy()]
+        out["macro AUC (95% CI)"] = [
+            _ci(*r) for r in table[["macro_auc", "macro_auc_ci_lo", "macro_auc_ci_hi"]].to_numpy()
+        ]
         fold = ("fold_macro_auc_mean", "fold_macro_auc_sd")
     out["accuracy"] = table["accuracy"].map(lambda v: f"{v:.3f}")
     out["balanced acc."] = table["balanced_accuracy"].map(lambda v: f"{v:.3f}")
@@ -271,7 +321,9 @@ def _markdown(table):
     t = compact_table(table)
     header = "| " + " | ".join(t.columns) + " |"
     sep = "|" + "|".join("---" for _ in t.columns) + "|"
-    lines = [header, sep] + ["| " + " | ".join(str(v) for v in row) + " |" for row in t.itertuples(index=False)]
+    lines = [header, sep] + [
+        "| " + " | ".join(str(v) for v in row) + " |" for row in t.itertuples(index=False)
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -365,7 +417,9 @@ def compare_image_folder(
     feature_sets = [feature_sets] if isinstance(feature_sets, str) else list(feature_sets)
     unknown = [f for f in feature_sets if f not in _KNOWN_SETS]
     if unknown or not feature_sets:
-        raise ValueError(f"feature_sets must be a non-empty list among {list(_KNOWN_SETS)}, got {feature_sets!r}.")
+        raise ValueError(
+            f"feature_sets must be a non-empty list among {list(_KNOWN_SETS)}, got {feature_sets!r}."
+        )
     if classifiers is None:
         classifiers = ("logreg",) if quick else DEFAULT_CLASSIFIERS
     classifiers = [classifiers] if isinstance(classifiers, str) else list(classifiers)
@@ -394,8 +448,11 @@ def compare_image_folder(
     if eval_groups is not None and not n_bootstrap:
         raise ValueError("n_bootstrap must be > 0 when images are grouped (CIs resample whole groups).")
     if n_groups < n_splits:
-        warnings.warn(f"{path}: only {n_groups} groups; using n_splits={n_groups} instead of {n_splits}.",
-                      UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{path}: only {n_groups} groups; using n_splits={n_groups} instead of {n_splits}.",
+            UserWarning,
+            stacklevel=2,
+        )
         n_splits = n_groups
 
     # 1. features, once per set for the whole folder (frozen extractors: see the module docstring)
@@ -424,7 +481,9 @@ def compare_image_folder(
         if name == "deep":
             sets.update({k: v for k, v in blocks.items() if k.startswith("deep:")})
         elif name == "fusion":
-            sets["fusion"] = np.hstack([blocks[h] for h in _HANDCRAFTED] + [blocks[f"deep:{deep_layers[-1]}"]])
+            sets["fusion"] = np.hstack(
+                [blocks[h] for h in _HANDCRAFTED] + [blocks[f"deep:{deep_layers[-1]}"]]
+            )
         else:
             sets[name] = blocks[name]
     dims = {k: int(v.shape[1]) for k, v in sets.items()}
@@ -444,8 +503,9 @@ def compare_image_folder(
         warnings.filterwarnings("ignore", message=r"fold \d+: class\(es\)")
         warnings.filterwarnings("ignore", category=FutureWarning)
         for key in it:
-            cvs[key] = cross_validate_groups(make_classifier(key[1]), sets[key[0]], y, groups, n_splits=n_splits,
-                                             random_state=random_state)
+            cvs[key] = cross_validate_groups(
+                make_classifier(key[1]), sets[key[0]], y, groups, n_splits=n_splits, random_state=random_state
+            )
     timings["cv_seconds"] = round(time.perf_counter() - t_cv, 2)
 
     # 3. tables
@@ -459,58 +519,90 @@ def compare_image_folder(
     single_group = [c for c in classes if len(np.unique(groups[y == c])) == 1]
     bar, extra = None, {}
     if task == "binary":
-        table, comparison, best_key = _binary_rows(cvs, y, eval_groups, positive, n_bootstrap, random_state,
-                                                   confidence)
+        table, comparison, best_key = _binary_rows(
+            cvs, y, eval_groups, positive, n_bootstrap, random_state, confidence
+        )
         bar = _bar_layout(cvs, y, eval_groups, positive, classifiers, n_bootstrap, random_state, confidence)
         rep = comparison.reports[f"{best_key[0]} + {best_key[1]}"]
         notes.append(
-            f"Positive class: {positive}. AUC CI: {rep.ci_method} ({confidence:.0%}); sensitivity and specificity "
-            "at the Youden threshold chosen on the same out-of-fold scores (optimistic), percentile bootstrap CIs. "
-            f"p_vs_best: paired DeLong test against the best row ({best_key[0]} + {best_key[1]}); it treats images "
-            "as independent."
+            f"Positive class: {positive}. AUC CI: {rep.ci_method} ({confidence:.0%}); sensitivity and "
+            "specificity at the Youden threshold chosen on the same out-of-fold scores (optimistic), "
+            "percentile bootstrap CIs. p_vs_best: paired DeLong test against the best row "
+            f"({best_key[0]} + {best_key[1]}); it treats images as independent."
         )
         sort_col = "auc"
         extra["roc"] = {f"{f} | {c}": comparison.reports[f"{f} + {c}"].to_dict() for f, c in cvs}
     else:
-        table, per_class = _multiclass_rows(cvs, y, eval_groups, classes, n_bootstrap, random_state, confidence,
-                                            single_group)
+        table, per_class = _multiclass_rows(
+            cvs, y, eval_groups, classes, n_bootstrap, random_state, confidence, single_group
+        )
         notes.append(
-            "macro_auc: mean one-vs-rest AUC over classes of the pooled out-of-fold scores; CI: percentile bootstrap "
-            f"over whole groups ({n_bootstrap} resamples; few groups give coarse intervals)."
+            "macro_auc: mean one-vs-rest AUC over classes of the pooled out-of-fold scores; CI: percentile "
+            f"bootstrap over whole groups ({n_bootstrap} resamples; few groups give coarse intervals)."
         )
         if single_group:
             notes.append(
-                f"Class(es) {single_group} come from a single group: when it is tested no training sample of the "
-                "class exists, so they cannot be learnt across groups; the *_excl columns leave them out."
+                f"Class(es) {single_group} come from a single group: when it is tested no training sample "
+                "of the class exists, so they cannot be learnt across groups; the *_excl columns "
+                "leave them out."
             )
         sort_col = "macro_auc"
         extra["per_class_auc"] = {f"{f} | {c}": mc.to_dict() for (f, c), mc in per_class.items()}
     table.insert(2, "n_features", [dims[f] for f in table["feature_set"]])
-    table.insert(3, "fit_seconds", [round(float(cvs[(f, c)].metrics["fit_seconds"].sum()), 2)
-                                    for f, c in zip(table["feature_set"], table["classifier"])])
+    table.insert(
+        3,
+        "fit_seconds",
+        [
+            round(float(cvs[(f, c)].metrics["fit_seconds"].sum()), 2)
+            for f, c in zip(table["feature_set"], table["classifier"])
+        ],
+    )
     table = table.sort_values(sort_col, ascending=False, kind="stable").reset_index(drop=True)
     readme = Path(path) / "README.md"
-    source = readme.read_text(encoding="utf-8", errors="replace").splitlines()[0].lstrip("# ") if readme.is_file() else None
+    source = (
+        readme.read_text(encoding="utf-8", errors="replace").splitlines()[0].lstrip("# ")
+        if readme.is_file()
+        else None
+    )
     timings["total_seconds"] = round(time.perf_counter() - t_start, 2)
 
     # 4. files (temporary name, then rename)
-    files = {k: out / v for k, v in dict(table_md="table.md", table_csv="table.csv", results_json="results.json",
-                                         report_html="report.html").items()}
+    files = {
+        k: out / v
+        for k, v in dict(
+            table_md="table.md", table_csv="table.csv", results_json="results.json", report_html="report.html"
+        ).items()
+    }
     title = f"medfeat compare: {Path(path).name}"
     md = [f"# {title}\n", _markdown(table)]
     if bar is not None:
-        md += [f"\n## Bar et al. (2015) layout, classifier {bar[0]} (best mean AUC over feature sets)\n",
-               bar[1].to_markdown() + "\n"]
+        md += [
+            f"\n## Bar et al. (2015) layout, classifier {bar[0]} (best mean AUC over feature sets)\n",
+            bar[1].to_markdown() + "\n",
+        ]
     md.append("\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     if source:
         md.append(f"- Data: {source} (see {readme} for source, citation and licence).\n")
     _write_atomic(files["table_md"], "".join(md))
     _write_atomic(files["table_csv"], table.to_csv(index=False))
     results = dict(
-        dataset=str(Path(path).resolve()), dataset_readme=source, task=task, classes=classes, positive=positive,
-        n_images=int(len(y)), n_groups=int(n_groups), group_column=ds.group_column, n_splits=n_splits,
-        random_state=random_state, feature_sets=list(sets), feature_dims=dims, classifiers=classifiers,
-        deep_backbone=deep_backbone, deep_layers=deep_layers, notes=notes, timings=timings,
+        dataset=str(Path(path).resolve()),
+        dataset_readme=source,
+        task=task,
+        classes=classes,
+        positive=positive,
+        n_images=int(len(y)),
+        n_groups=int(n_groups),
+        group_column=ds.group_column,
+        n_splits=n_splits,
+        random_state=random_state,
+        feature_sets=list(sets),
+        feature_dims=dims,
+        classifiers=classifiers,
+        deep_backbone=deep_backbone,
+        deep_layers=deep_layers,
+        notes=notes,
+        timings=timings,
         table=json.loads(table.to_json(orient="records")),
         folds={f"{f} | {c}": json.loads(cv.metrics.to_json(orient="records")) for (f, c), cv in cvs.items()},
         **extra,
@@ -518,11 +610,31 @@ def compare_image_folder(
     if bar is not None:
         results["bar_layout"] = {"classifier": bar[0], **bar[1].to_dict()}
     _write_atomic(files["results_json"], json.dumps(_json_safe(results), indent=2))
-    _write_report(files["report_html"], title, table, notes, cvs, task, y, eval_groups, bar, source, positive,
-                  n_bootstrap)
+    _write_report(
+        files["report_html"],
+        title,
+        table,
+        notes,
+        cvs,
+        task,
+        y,
+        eval_groups,
+        bar,
+        source,
+        positive,
+        n_bootstrap,
+    )
     timings["total_seconds"] = round(time.perf_counter() - t_start, 2)
-    return CompareResult(table=table, task=task, classes=classes, positive=positive, cv=cvs, files=files,
-                         notes=notes, timings=timings)
+    return CompareResult(
+        table=table,
+        task=task,
+        classes=classes,
+        positive=positive,
+        cv=cvs,
+        files=files,
+        notes=notes,
+        timings=timings,
+    )
 
 
 def _json_safe(value):
@@ -543,8 +655,9 @@ def _write_report(path, title, table, notes, cvs, task, y, groups, bar, source, 
     report.add_data_summary(y, groups=groups, name="Data")
     report.add_text("\n\n".join(notes), title="How to read the table")
     view = compact_table(table)
-    view.index = pd.Index([f"{f} + {c}" for f, c in zip(view.pop("feature set"), view.pop("classifier"))],
-                          name="model")
+    view.index = pd.Index(
+        [f"{f} + {c}" for f, c in zip(view.pop("feature set"), view.pop("classifier"))], name="model"
+    )
     report.add_table("Feature sets x classifiers (group-aware CV, out-of-fold scores)", view)
     if bar is not None:
         clf, comparison = bar
@@ -557,9 +670,14 @@ def _write_report(path, title, table, notes, cvs, task, y, groups, bar, source, 
             if c == clf and f in comparison.reports:
                 reps[f"{f} + {c}"] = comparison.reports[f]
             else:
-                reps[f"{f} + {c}"] = roc_report(pos, cvs[(f, c)].scores, groups=groups,
-                                                n_bootstrap=min(n_bootstrap, 200), operating_points=("youden",),
-                                                random_state=0)
+                reps[f"{f} + {c}"] = roc_report(
+                    pos,
+                    cvs[(f, c)].scores,
+                    groups=groups,
+                    n_bootstrap=min(n_bootstrap, 200),
+                    operating_points=("youden",),
+                    random_state=0,
+                )
         report.add_roc("ROC of the five best rows", reps)
     tmp = path.with_name("report.tmp.html")
     written = report.save(tmp, json_path=path.with_name("report.json"))

@@ -65,11 +65,15 @@ def make_feature_transformer(features="handcrafted", **params):
     from .. import features as F  # composed here, not at import time: the layering stays one way
 
     if not isinstance(features, str) or features not in FEATURE_PRESETS:
-        raise ValueError(f"features must be one of {list(FEATURE_PRESETS)} or a transformer, got {features!r}.")
+        raise ValueError(
+            f"features must be one of {list(FEATURE_PRESETS)} or a transformer, got {features!r}."
+        )
     if features == "fusion":
         unknown = set(params) - {"handcrafted", "deep"}
         if unknown:
-            raise ValueError(f"fusion features take only handcrafted={{...}} and deep={{...}}, got {sorted(unknown)}.")
+            raise ValueError(
+                f"fusion features take only handcrafted={{...}} and deep={{...}}, got {sorted(unknown)}."
+            )
         return FeatureUnion(
             [
                 ("handcrafted", F.HandcraftedFeatures(**params.get("handcrafted", {}))),
@@ -83,7 +87,9 @@ def make_feature_transformer(features="handcrafted", **params):
         raise ValueError(f"invalid parameter for {features!r} features ({cls.__name__}): {exc}") from exc
 
 
-def make_patch_pipeline(features="handcrafted", classifier="logreg", *, feature_params=None, classifier_params=None):
+def make_patch_pipeline(
+    features="handcrafted", classifier="logreg", *, feature_params=None, classifier_params=None
+):
     """A scikit-learn pipeline from images to class scores.
 
     Parameters
@@ -107,7 +113,8 @@ def make_patch_pipeline(features="handcrafted", classifier="logreg", *, feature_
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
-    >>> X = np.concatenate([rng.integers(0, 60, (6, 32, 32, 3)), rng.integers(150, 255, (6, 32, 32, 3))]).astype(np.uint8)
+    >>> dark, bright = rng.integers(0, 60, (6, 32, 32, 3)), rng.integers(150, 255, (6, 32, 32, 3))
+    >>> X = np.concatenate([dark, bright]).astype(np.uint8)
     >>> y = np.r_[np.zeros(6, int), np.ones(6, int)]
     >>> pipe = make_patch_pipeline("color", "logreg").fit(X, y)
     >>> [name for name, _ in pipe.steps], pipe.predict(X[[0, -1]]).tolist()
@@ -117,15 +124,21 @@ def make_patch_pipeline(features="handcrafted", classifier="logreg", *, feature_
         transformer = make_feature_transformer(features, **(feature_params or {}))
     elif hasattr(features, "fit") and hasattr(features, "transform"):
         if feature_params:
-            raise ValueError("feature_params is only for preset names; configure the transformer you pass instead.")
+            raise ValueError(
+                "feature_params is only for preset names; configure the transformer you pass instead."
+            )
         transformer = features
     else:
-        raise ValueError(f"features must be one of {list(FEATURE_PRESETS)} or a transformer, got {features!r}.")
+        raise ValueError(
+            f"features must be one of {list(FEATURE_PRESETS)} or a transformer, got {features!r}."
+        )
     if isinstance(classifier, str):
         clf = make_classifier(classifier, **(classifier_params or {}))
     elif hasattr(classifier, "fit"):
         if classifier_params:
-            raise ValueError("classifier_params is only for preset names; configure the estimator you pass instead.")
+            raise ValueError(
+                "classifier_params is only for preset names; configure the estimator you pass instead."
+            )
         clf = classifier
     else:
         raise ValueError(f"classifier must be a make_classifier name or an estimator, got {classifier!r}.")
@@ -212,7 +225,9 @@ class CVResult:
         dict
             ``accuracy``, ``balanced_accuracy`` and ``roc_auc`` (binary AUC, or macro one-vs-rest AUC).
         """
-        return {m: _metric(m, self.y_true, self.scores, self.predictions, list(self.classes)) for m in _METRICS}
+        return {
+            m: _metric(m, self.y_true, self.scores, self.predictions, list(self.classes)) for m in _METRICS
+        }
 
 
 def _take(X, idx):
@@ -316,7 +331,9 @@ def cross_validate_groups(
         raise ValueError(f"n_splits must be an integer >= 2, got {n_splits!r}.")
     classes = np.unique(y)
     if len(classes) < 2:
-        raise ValueError(f"y holds a single class ({classes.tolist()}); cross-validation needs at least 2 classes.")
+        raise ValueError(
+            f"y holds a single class ({classes.tolist()}); cross-validation needs at least 2 classes."
+        )
     n_groups = len(np.unique(groups))
     if n_groups < n_splits:
         raise ValueError(
@@ -370,8 +387,13 @@ def cross_validate_groups(
         scores[test] = s
         predictions[test] = pred
         fold_of[test] = k
-        row = dict(fold=k, n_train=len(train), n_test=len(test), n_test_groups=len(np.unique(groups[test])),
-                   fit_seconds=fit_s)
+        row = dict(
+            fold=k,
+            n_train=len(train),
+            n_test=len(test),
+            n_test_groups=len(np.unique(groups[test])),
+            fit_seconds=fit_s,
+        )
         for m in scoring:
             row[m] = _metric(m, y[test], s, pred, list(classes))
         rows.append(row)

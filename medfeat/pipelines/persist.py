@@ -16,7 +16,14 @@ import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["DEFAULT_TRUSTED_TYPES", "SavedModel", "UntrustedModelError", "describe_pipeline", "load_model", "save_model"]
+__all__ = [
+    "DEFAULT_TRUSTED_TYPES",
+    "SavedModel",
+    "UntrustedModelError",
+    "describe_pipeline",
+    "load_model",
+    "save_model",
+]
 
 _FORMAT = "medfeat-model"
 _FORMAT_VERSION = 1
@@ -58,8 +65,10 @@ def _jsonable(value):
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if hasattr(value, "get_params") and isinstance(value, type) is False:
-        return {"class": f"{type(value).__module__}.{type(value).__qualname__}",
-                "params": _jsonable(value.get_params(deep=False))}
+        return {
+            "class": f"{type(value).__module__}.{type(value).__qualname__}",
+            "params": _jsonable(value.get_params(deep=False)),
+        }
     try:
         import numpy as np
 
@@ -142,7 +151,9 @@ def save_model(pipeline, path, metadata=None):
     try:
         json.dumps(meta)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"metadata must be JSON-serialisable (str keys; numbers, strings, lists, dicts): {exc}") from exc
+        raise ValueError(
+            f"metadata must be JSON-serialisable (str keys; numbers, strings, lists, dicts): {exc}"
+        ) from exc
     meta.setdefault("medfeat_version", __version__)
     meta.setdefault("sklearn_version", sklearn.__version__)
     meta.setdefault("created", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
@@ -245,7 +256,9 @@ def load_model(path, trusted=False):
             raise ValueError("trusted must be True/False or a list of type names, got a single string.")
         else:
             extra = [t if isinstance(t, str) else f"{t.__module__}.{t.__qualname__}" for t in trusted]
-        allowed = [t for t in untrusted if t in DEFAULT_TRUSTED_TYPES or _is_medfeat_estimator(t) or t in extra]
+        allowed = [
+            t for t in untrusted if t in DEFAULT_TRUSTED_TYPES or _is_medfeat_estimator(t) or t in extra
+        ]
         refused = sorted(set(untrusted) - set(allowed))
         if refused:
             raise UntrustedModelError(
@@ -258,6 +271,7 @@ def load_model(path, trusted=False):
         raise ValueError(f"{path} is a skops file but not a medfeat model (no '{_FORMAT}' envelope).")
     if envelope.get("format_version", 0) > _FORMAT_VERSION:
         raise ValueError(
-            f"{path} was written by a newer medfeat (format {envelope['format_version']}); upgrade medfeat to load it."
+            f"{path} was written by a newer medfeat (format {envelope['format_version']}); "
+            "upgrade medfeat to load it."
         )
     return SavedModel(envelope["pipeline"], json.loads(envelope["metadata_json"]))

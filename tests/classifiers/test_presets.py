@@ -125,9 +125,12 @@ def test_xgboost_balanced_weights_match_explicit_sample_weights(rng):
     X = rng.normal(size=(60, 3))
     y = np.r_[np.zeros(45, int), np.ones(15, int)]
     w = np.where(y == 1, 60 / (2 * 15), 60 / (2 * 45))
-    a = XGBoostClassifier(n_estimators=10, subsample=1.0, colsample_bytree=1.0, device="cpu", n_jobs=1).fit(X, y)
-    b = XGBoostClassifier(n_estimators=10, subsample=1.0, colsample_bytree=1.0, class_weight=None, device="cpu",
-                          n_jobs=1).fit(X, y, sample_weight=w)
+    a = XGBoostClassifier(n_estimators=10, subsample=1.0, colsample_bytree=1.0, device="cpu", n_jobs=1).fit(
+        X, y
+    )
+    b = XGBoostClassifier(
+        n_estimators=10, subsample=1.0, colsample_bytree=1.0, class_weight=None, device="cpu", n_jobs=1
+    ).fit(X, y, sample_weight=w)
     np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), rtol=1e-6)
 
 

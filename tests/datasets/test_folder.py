@@ -32,7 +32,13 @@ def test_scan_without_manifest_warns_and_uses_stems(folder):
     assert isinstance(ds, ImageFolder) and len(ds) == 5
     assert ds.classes == ["benign", "malignant"]
     assert ds.labels.tolist() == ["benign"] * 3 + ["malignant"] * 2
-    assert ds.groups.tolist() == ["benign/p1_a", "benign/p1_b", "benign/p2_a", "malignant/p3_a", "malignant/sub/p4_a"]
+    assert ds.groups.tolist() == [
+        "benign/p1_a",
+        "benign/p1_b",
+        "benign/p2_a",
+        "malignant/p3_a",
+        "malignant/sub/p4_a",
+    ]
     assert ds.images.shape == (5, 10, 12, 3) and ds.images.dtype == np.uint8
     # lossless formats round-trip exactly; the grey BMP is copied into 3 equal channels
     np.testing.assert_array_equal(ds.images[0], rgb)

@@ -24,22 +24,33 @@ def _write_folder(root, rng, classes, per_class=12, size=24, n_patients=None, si
             if c == single_group_class:
                 patient = "P_only"
             rows.append((rel, c, patient))
-    pd.DataFrame(rows, columns=["relative_path", "label", "patient_id"]).to_csv(root / "manifest.csv", index=False)
+    pd.DataFrame(rows, columns=["relative_path", "label", "patient_id"]).to_csv(
+        root / "manifest.csv", index=False
+    )
 
 
 def test_binary_comparison_files_table_and_resume(tmp_path, rng):
     data = tmp_path / "data"
     _write_folder(data, rng, ["normal", "tumour"], per_class=12, n_patients=6)
     out = tmp_path / "out"
-    res = compare_image_folder(data, out, ["lbp", "color"], ["logreg", "knn"], n_splits=3, progress=False,
-                               n_bootstrap=50)
+    res = compare_image_folder(
+        data, out, ["lbp", "color"], ["logreg", "knn"], n_splits=3, progress=False, n_bootstrap=50
+    )
     assert res.task == "binary" and res.positive == "tumour"
-    for name in ("table.md", "table.csv", "results.json", "report.html", "features_lbp.npz", "features_color.npz"):
+    for name in (
+        "table.md",
+        "table.csv",
+        "results.json",
+        "report.html",
+        "features_lbp.npz",
+        "features_color.npz",
+    ):
         assert (out / name).is_file(), name
     assert not list(out.glob("*.tmp*"))
     t = res.table
     assert len(t) == 4 and set(zip(t["feature_set"], t["classifier"])) == {
-        (f, c) for f in ("lbp", "color") for c in ("logreg", "knn")}
+        (f, c) for f in ("lbp", "color") for c in ("logreg", "knn")
+    }
     auc = {(f, c): a for f, c, a in zip(t["feature_set"], t["classifier"], t["auc"])}
     assert auc[("color", "logreg")] > 0.95  # brightness is the class signal
     assert auc[("lbp", "logreg")] < 0.85  # LBP is blind to a brightness shift
@@ -55,18 +66,29 @@ def test_binary_comparison_files_table_and_resume(tmp_path, rng):
     assert "AUC (95% CI)" in md and "Bar et al." in md
     assert "<html" in (out / "report.html").read_text().lower()
 
-    again = compare_image_folder(data, out, ["lbp", "color"], ["logreg", "knn"], n_splits=3, progress=False,
-                                 n_bootstrap=50)
+    again = compare_image_folder(
+        data, out, ["lbp", "color"], ["logreg", "knn"], n_splits=3, progress=False, n_bootstrap=50
+    )
     assert again.timings["cached"] == {"lbp": True, "color": True}
-    pd.testing.assert_frame_equal(again.table.drop(columns="fit_seconds"), res.table.drop(columns="fit_seconds"))
+    pd.testing.assert_frame_equal(
+        again.table.drop(columns="fit_seconds"), res.table.drop(columns="fit_seconds")
+    )
 
 
 def test_multiclass_with_deep_layers_fusion_and_a_single_slide_class(tmp_path, rng):
     data = tmp_path / "data"
     _write_folder(data, rng, ["a", "b", "c"], per_class=8, size=32, n_patients=4, single_group_class="c")
     out = tmp_path / "out"
-    res = compare_image_folder(data, out, ["color", "deep", "fusion"], ["logreg"], n_splits=3, progress=False,
-                               deep_layers=("blocks.1", "blocks.2"), n_bootstrap=30)
+    res = compare_image_folder(
+        data,
+        out,
+        ["color", "deep", "fusion"],
+        ["logreg"],
+        n_splits=3,
+        progress=False,
+        deep_layers=("blocks.1", "blocks.2"),
+        n_bootstrap=30,
+    )
     assert res.task == "multiclass"
     dims = dict(zip(res.table["feature_set"], res.table["n_features"]))
     # EfficientNet-Lite0 stage widths: blocks.1 -> 24 channels, blocks.2 -> 40 channels

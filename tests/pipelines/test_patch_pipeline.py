@@ -74,7 +74,9 @@ def test_multiclass_with_a_single_group_class(rng):
     y[groups == "slide0"] = "c"
     X[groups == "slide0", 1] += 5.0
     with pytest.warns(UserWarning, match=r"\['c'\] have no training sample"):
-        cv = cross_validate_groups(make_classifier("logreg"), X, y, groups, n_splits=4, return_estimators=True)
+        cv = cross_validate_groups(
+            make_classifier("logreg"), X, y, groups, n_splits=4, return_estimators=True
+        )
     assert cv.scores.shape == (60, 3) and list(cv.classes) == ["a", "b", "c"]
     k = cv.fold[groups == "slide0"][0]
     assert list(cv.estimators[k].classes_) == ["a", "b"]
@@ -147,7 +149,9 @@ def test_presets_build_the_contract_transformers():
 
     assert isinstance(make_patch_pipeline("handcrafted").named_steps["features"], F.HandcraftedFeatures)
     assert isinstance(make_patch_pipeline("deep").named_steps["features"], F.DeepFeatures)
-    fusion = make_patch_pipeline("fusion", feature_params=dict(deep=dict(weights=None))).named_steps["features"]
+    fusion = make_patch_pipeline("fusion", feature_params=dict(deep=dict(weights=None))).named_steps[
+        "features"
+    ]
     assert isinstance(fusion, FeatureUnion)
     assert [n for n, _ in fusion.transformer_list] == ["handcrafted", "deep"]
     assert fusion.transformer_list[1][1].weights is None

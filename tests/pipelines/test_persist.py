@@ -8,8 +8,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import FunctionTransformer
 
 from medfeat.classifiers import decision_scores, make_classifier
-from medfeat.pipelines.persist import UntrustedModelError, load_model, save_model
 from medfeat.pipelines.patch import make_patch_pipeline
+from medfeat.pipelines.persist import UntrustedModelError, load_model, save_model
 
 
 def _images(rng, n=16):
@@ -89,7 +89,9 @@ def test_deep_pipeline_round_trip_holds_no_torch_object(tmp_path, rng):
     # non-default type is medfeat's own estimator class, trusted by default.
     X = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
     y = np.repeat([0, 1], 6)
-    pipe = make_patch_pipeline("deep", "logreg", feature_params=dict(layers="blocks.1", input_size=None)).fit(X, y)
+    pipe = make_patch_pipeline("deep", "logreg", feature_params=dict(layers="blocks.1", input_size=None)).fit(
+        X, y
+    )
     path = save_model(pipe, tmp_path / "deep.skops", {"size": 32})
     assert sio.get_untrusted_types(file=path) == ["medfeat.features.deep.DeepFeatures"]
     with zipfile.ZipFile(path) as zf:
