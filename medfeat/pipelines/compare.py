@@ -98,10 +98,16 @@ def _transformer(name, deep_backbone, deep_layers, n_jobs):
     raise AssertionError(name)
 
 
+# Parameters that change speed or display but not the features: a cache made with other values is reused.
+_NOT_FINGERPRINTED = ("batch_size", "n_jobs", "progress")
+
+
 def _fingerprint(name, transformer, paths):
+    """Hash of the feature set, its parameters and the images (path, size, mtime) behind a cache file."""
     h = hashlib.sha256()
     h.update(name.encode())
-    h.update(repr(sorted((k, repr(v)) for k, v in transformer.get_params(deep=False).items())).encode())
+    params = transformer.get_params(deep=False)
+    h.update(repr(sorted((k, repr(v)) for k, v in params.items() if k not in _NOT_FINGERPRINTED)).encode())
     for p in paths:
         h.update(str(p).encode())
         st = os.stat(p)

@@ -73,6 +73,17 @@ def test_binary_comparison_files_table_and_resume(tmp_path, rng):
     pd.testing.assert_frame_equal(
         again.table.drop(columns="fit_seconds"), res.table.drop(columns="fit_seconds")
     )
+    # an image that changes invalidates the caches; a speed-only parameter (n_jobs) does not
+    first = sorted((data / "normal").glob("*.png"))[0]
+    Image.fromarray(np.full((24, 24, 3), 99, np.uint8)).save(first)
+    third = compare_image_folder(
+        data, out, ["color"], ["logreg"], n_splits=3, progress=False, n_bootstrap=50, n_jobs=2
+    )
+    assert third.timings["cached"] == {"color": False}
+    fourth = compare_image_folder(
+        data, out, ["color"], ["logreg"], n_splits=3, progress=False, n_bootstrap=50
+    )
+    assert fourth.timings["cached"] == {"color": True}
 
 
 def test_multiclass_with_deep_layers_fusion_and_a_single_slide_class(tmp_path, rng):
