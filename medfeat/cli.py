@@ -154,14 +154,14 @@ def _load_any_model(path, trust):
 
     if not Path(path).exists():
         raise FileNotFoundError(f"model file not found: {path}")
-    return load_model(path, trusted=bool(trust)).pipeline
+    return load_model(path, trusted=bool(trust))
 
 
 def _cmd_heatmap(args):
     from medfeat.pipelines.heatmap import SlideHeatmap
     from medfeat.pipelines.slide_train import SlidePatchClassifier
 
-    model = _load_any_model(args.model, args.trust)
+    model, metadata = _load_any_model(args.model, args.trust)
     _check_slides(args.slides)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -169,7 +169,11 @@ def _cmd_heatmap(args):
         settings = dict(mpp=model.mpp, size=model.size, stride=model.stride, scales=tuple(model.scales),
                         tissue=model.tissue, min_tissue=model.min_tissue)
     else:
+        # a plain image pipeline (e.g. make_patch_pipeline): grid settings from the saved metadata if present
         settings = dict(mpp=0.5, size=224, stride=None, scales=(1,), tissue="otsu", min_tissue=0.5)
+        for key in ("mpp", "size", "stride", "scales"):
+            if metadata.get(key) is not None:
+                settings[key] = tuple(metadata[key]) if key == "scales" else metadata[key]
     for key in ("mpp", "size", "stride"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)

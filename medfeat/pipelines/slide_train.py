@@ -15,9 +15,19 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 __all__ = ["SlidePatchClassifier", "SlideTrainingResult", "load_training_set", "train_from_feature_stores"]
+
+
+def _classifier_has(method):
+    # like sklearn's Pipeline: expose predict_proba / decision_function only when the classifier has them
+    def check(self):
+        clf = getattr(self, "classifier_", self.classifier)
+        return hasattr(clf, method)
+
+    return check
 
 
 class SlidePatchClassifier(ClassifierMixin, BaseEstimator):
@@ -99,10 +109,12 @@ class SlidePatchClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "classifier_")
         return self.features_.transform(X)
 
+    @available_if(_classifier_has("predict_proba"))
     def predict_proba(self, X):
         check_is_fitted(self, "classifier_")
         return self.classifier_.predict_proba(self.features_.transform(X))
 
+    @available_if(_classifier_has("decision_function"))
     def decision_function(self, X):
         check_is_fitted(self, "classifier_")
         return self.classifier_.decision_function(self.features_.transform(X))

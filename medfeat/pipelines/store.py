@@ -267,13 +267,25 @@ def _open_reader(slide, slide_mpp):
     return SlideReader.open(slide, mpp=slide_mpp), True
 
 
+# Parameters that change how features are computed, not their values: a resumed run may differ in them.
+_RUNTIME_PARAMS = ("batch_size", "progress", "n_jobs")
+
+
+def _strip_runtime(config):
+    if isinstance(config, dict):
+        return {k: _strip_runtime(v) for k, v in config.items() if k not in _RUNTIME_PARAMS}
+    if isinstance(config, list):
+        return [_strip_runtime(v) for v in config]
+    return config
+
+
 def _config_for(grid, transformer, scales, annotations_id):
     return {
         "format": STORE_FORMAT,
         "grid_attrs": grid.attrs(),
         "n_patches": int(len(grid)),
         "scales": [float(s) for s in scales],
-        "transformer": estimator_config(transformer),
+        "transformer": _strip_runtime(estimator_config(transformer)),
         "annotations": annotations_id,
     }
 
@@ -463,7 +475,8 @@ def extract_slide_features(
         batch_size = int(batch_size)
         chunk_rows = max(batch_size, -(-int(chunk_size) // batch_size) * batch_size)
 
-        with h5py.File(partial, "a") as f:
+        # a chunk cache large enough to keep the partly written HDF5 chunk between batches
+        with h5py.File(partial, "a", rdcc_nbytes=32 * 2**20) as f:
             if n_done == 0:
                 for key in list(f.keys()):
                     del f[key]
@@ -489,7 +502,7 @@ def extract_slide_features(
                 params = transformer.get_params(deep=False)
                 inner = params.get("transformer", transformer) if "transformer" in params else transformer
                 inner_params = inner.get_params(deep=False) if hasattr(inner, "get_params") else {}
-                f.attrs["transformer"] = _canonical(config["transformer"])
+                f.attrs["transformer"] = _canonical(estimator_config(transformer))
                 f.attrs["transformer_class"] = config["transformer"]["__class__"]
                 f.attrs["backbone"] = str(inner_params.get("backbone", ""))
                 f.attrs["layers"] = json.dumps(_jsonable(inner_params.get("layers")))
@@ -528,7 +541,8 @@ def extract_slide_features(
                     if "features" not in f:
                         f.create_dataset(
                             "features", shape=(n, feats.shape[1]), dtype=np.float32,
-                            chunks=(min(n, max(1, 4096 * 256 // max(1, feats.shape[1]))), feats.shape[1]),
+                            # ~1 MiB HDF5 chunks of whole rows
+                            chunks=(min(n, max(1, 2**18 // max(1, feats.shape[1]))), feats.shape[1]),
                         )
                         names = _feature_names(transformer, feats.shape[1])
                         f.create_dataset("feature_names", data=np.asarray(names, dtype=object),
