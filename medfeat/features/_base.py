@@ -42,7 +42,7 @@ class ImageTransformer(TransformerMixin, BaseEstimator):
     """
 
     #: images per joblib task; large enough to amortise dispatch, small enough to stay in cache.
-    _chunk_size = 16
+    _chunk_size = 8
     #: the kernels are NumPy/SciPy/Cython code that releases the GIL, so threads avoid copying
     #: the batch into worker processes.
     _prefer = "threads"

@@ -117,6 +117,9 @@ class ColorFeatures(ImageTransformer):
     (2, 63)
     """
 
+    # the colour conversions make several float64 copies of the chunk: keep it small (measured)
+    _chunk_size = 4
+
     def __init__(self, bins=16, n_jobs=None):
         self.bins = bins
         self.n_jobs = n_jobs

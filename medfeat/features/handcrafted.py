@@ -49,7 +49,7 @@ class HandcraftedFeatures(ImageTransformer):
     (2, 'lbp__P8_R1_0')
     """
 
-    _chunk_size = 8
+    _chunk_size = 4
 
     def __init__(self, lbp=True, gist=True, color=True, glcm=True, n_jobs=None):
         self.lbp = lbp
