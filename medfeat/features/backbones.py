@@ -86,8 +86,10 @@ class Backbone:
     mean, std : tuple of 3 float
         Per-channel normalisation of RGB values scaled to [0, 1].
     default_layers : tuple of str
-        The layer(s) used when none is asked for: the final feature map before global pooling
-        (pooled, this is the backbone's own penultimate embedding).
+        The layer(s) used when none is asked for: what feeds the classifier head, i.e. the final
+        feature map before global pooling for CNNs that have one (ResNet, EfficientNet, DenseNet;
+        pooled, this is the backbone's own penultimate embedding), else the penultimate vector
+        (AlexNet/VGG fc7 after ReLU, the ViT class token).
     weights : str or None
         Where the weights came from (package, enum name, pretrained tag, file path) or None.
     categories : tuple of str or None
