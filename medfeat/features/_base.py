@@ -136,9 +136,9 @@ class ImageTransformer(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        # Input is a batch of images (N, H, W, C) or a list of images, not a 2-D table.
+        # Input is a batch of images (N, H, W, C) or a list of images, not a 2-D table
+        # (scikit-learn has no tag for 4-D input).
         tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
         tags.requires_fit = True
         tags.transformer_tags.preserves_dtype = []
         return tags
