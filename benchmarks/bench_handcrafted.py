@@ -10,7 +10,7 @@ run, patches per second of
   LMgist does) for GIST; ``rgb2hsv``/``rgb2hed`` + moments + ``np.histogram`` for colour;
   ``graycomatrix``/``graycoprops`` for GLCM.
 
-Each figure is the median of several repeats. Patches are crops of skimage's bundled
+Each figure is the median of several repeats; within a repeat the baseline and medfeat run in turn. Patches are crops of skimage's bundled
 immunohistochemistry image. GIST resizes every patch to its default ``image_size`` 128.
 
 Usage::
@@ -121,16 +121,25 @@ FAMILIES = {
 }
 
 
-def timed(func, X, repeats):
-    """Median patches/s (wall clock) and median CPU ms per patch (all threads of this process)."""
-    func(X[:2])  # warm-up: caches, imports
-    times, cpu = [], []
+def timed(funcs, X, repeats):
+    """Median patches/s (wall clock) and median CPU ms per patch (all threads) of each function.
+
+    The functions are run in turn within each repeat (baseline, n_jobs=1, n_jobs=2, baseline,
+    ...), so that the load from other jobs on the shared machine hits them alike.
+    """
+    for func in funcs:
+        func(X[:2])  # warm-up: caches, imports, thread pools
+    wall = [[] for _ in funcs]
+    cpu = [[] for _ in funcs]
     for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        func(X)
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return len(X) / statistics.median(times), 1000 * statistics.median(cpu) / len(X)
+        for k, func in enumerate(funcs):
+            t0, c0 = time.perf_counter(), time.process_time()
+            func(X)
+            wall[k].append(time.perf_counter() - t0)
+            cpu[k].append(time.process_time() - c0)
+    return [
+        (len(X) / statistics.median(w), 1000 * statistics.median(c) / len(X)) for w, c in zip(wall, cpu)
+    ]
 
 
 def main(argv=None):
@@ -141,7 +150,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    repeats = args.repeats or (2 if args.quick else 5)
+    repeats = args.repeats or (2 if args.quick else 7)
     n_images = {128: 16, 224: 8} if args.quick else {128: 96, 224: 48}
 
     load_start = os.getloadavg()[0]
@@ -151,12 +160,11 @@ def main(argv=None):
         for fam in args.families:
             cls, baseline, baseline_desc = FAMILIES[fam]
             row = {"family": fam, "patch_size": size, "n_patches": len(X), "repeats": repeats, "baseline": baseline_desc}
-            ref, ref_cpu = timed(baseline, X, repeats)
+            ests = [cls(n_jobs=n_jobs).fit(X[:1]) for n_jobs in (1, 2)]
+            (ref, ref_cpu), *ours = timed([baseline] + [e.transform for e in ests], X, repeats)
             row["baseline_patches_per_s"] = ref
             row["baseline_cpu_ms_per_patch"] = ref_cpu
-            for n_jobs in (1, 2):
-                est = cls(n_jobs=n_jobs).fit(X[:1])
-                rate, cpu = timed(est.transform, X, repeats)
+            for n_jobs, (rate, cpu) in zip((1, 2), ours):
                 row[f"medfeat_n_jobs{n_jobs}_patches_per_s"] = rate
                 row[f"medfeat_n_jobs{n_jobs}_cpu_ms_per_patch"] = cpu
                 row[f"speedup_n_jobs{n_jobs}"] = rate / ref

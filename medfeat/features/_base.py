@@ -17,6 +17,22 @@ from .._checks import check_image, check_image_batch
 __all__ = ["ImageTransformer"]
 
 
+_CONTROLLER = []
+
+
+def _one_blas_thread():
+    """Context manager limiting BLAS to one thread.
+
+    The ThreadpoolController is built once: building it (what ``threadpool_limits`` does on
+    every call) inspects every loaded shared library and costs milliseconds.
+    """
+    if not _CONTROLLER:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
+
+
 def _chunks(X, size):
     return [X[i : i + size] for i in range(0, len(X), size)]
 
@@ -98,14 +114,12 @@ class ImageTransformer(TransformerMixin, BaseEstimator):
         return out
 
     def _run_chunks(self, X, func):
-        from threadpoolctl import threadpool_limits
-
         chunks = [_stack_if_same_shape(c) for c in _chunks(X, self._chunk_size)]
         n_jobs = self.n_jobs
         # One BLAS thread: the matrix products here are small, and OpenBLAS threads spinning
         # beside joblib's threads (or other processes) oversubscribe the cores; with them
         # n_jobs=2 ran slower than n_jobs=1.
-        with threadpool_limits(limits=1, user_api="blas"):
+        with _one_blas_thread():
             if n_jobs in (None, 1) or len(chunks) == 1:
                 results = [func(c) for c in chunks]
             else:
