@@ -169,3 +169,16 @@ def test_bad_inputs(tmp_path, synthetic_slide):
         SlideReader.open(np.zeros((4, 4, 3), np.uint8)).read_region((0, 0), (0, 3))
     with pytest.raises(ValueError, match="channels"):
         SlideReader.open(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_pickle_and_reopen_give_independent_handles(planted_slide):
+    import pickle
+
+    with SlideReader.open(planted_slide, mpp=0.3) as r:
+        region = r.read_region((200, 100), (64, 48), mpp=0.6)
+        for other in (pickle.loads(pickle.dumps(r)), r.reopen()):
+            assert other._backend is not r._backend and other.mpp == (0.3, 0.3)
+            assert np.array_equal(other.read_region((200, 100), (64, 48), mpp=0.6), region)
+            other.close()
+    with pytest.raises(ValueError, match="closed"):
+        r.read_region((0, 0), (4, 4))
