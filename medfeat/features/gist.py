@@ -222,14 +222,22 @@ def _prefilt(img, fc):
     return np.ascontiguousarray(out[:, :, w : sn - w, w : sm - w], dtype=np.float32)
 
 
+@lru_cache(maxsize=8)
+def _block_indicator(m, n_blocks):
+    ind = np.kron(np.eye(n_blocks, dtype=np.float32), np.ones((m // n_blocks, 1), dtype=np.float32))
+    ind.setflags(write=False)
+    return ind
+
+
 def _block_means(a, n_blocks):
     """downN: means over n_blocks x n_blocks blocks of the last two axes, as (..., col, row)."""
     m = a.shape[-1]
     if m % n_blocks == 0:
         b = m // n_blocks
-        shape = a.shape[:-2] + (n_blocks, b, n_blocks, b)
-        # rows of one block summed in single precision (b terms), the rest in double
-        means = a.reshape(shape).sum(axis=-1).sum(axis=-2, dtype=np.float64) / (b * b)
+        # block sums as ind.T @ a @ ind with a 0/1 indicator matrix: a BLAS product is several
+        # times faster than a strided reduction; single-precision sums of b * b terms
+        ind = _block_indicator(m, n_blocks)
+        means = (ind.T @ (a @ ind)).astype(np.float64) / (b * b)
     else:
         edges = np.fix(np.linspace(0, m, n_blocks + 1)).astype(np.int64)
         counts = np.diff(edges)
@@ -281,6 +289,8 @@ def _gist_gabor(img, orientations, n_blocks, be):
     filters = _gabor_columns(orientations, size)
     feats = np.empty((n, c, len(filters), n_blocks, n_blocks), dtype=np.float64)
     prod = np.empty((n, c, size, size), dtype=np.complex64)
+    rows = np.zeros((n, c, m, size), dtype=np.complex64)  # second-pass input, zero beyond `length`
+    dirty = 0
     for k, (start, length, g) in enumerate(filters):
         # ifft2 = ifft along the columns, then along the rows. Only the frequency columns where
         # the filter is non-zero need the first pass (the others stay 0), and only the rows
@@ -291,8 +301,11 @@ def _gist_gabor(img, orientations, n_blocks, be):
         np.multiply(spec[..., start : start + first], g[:, :first], out=prod[..., :first])
         if first < length:
             np.multiply(spec[..., : length - first], g[:, first:], out=prod[..., first:length])
-        part = sfft.ifft(prod[..., :length], axis=-2)[..., be : be + m, :]
-        out = sfft.ifft(part, n=size, axis=-1, overwrite_x=True)[..., be : be + m]
+        rows[..., :length] = sfft.ifft(prod[..., :length], axis=-2)[..., be : be + m, :]
+        if dirty > length:
+            rows[..., length:dirty] = 0
+        dirty = length
+        out = sfft.ifft(rows, axis=-1)[..., be : be + m]
         feats[:, :, k] = _block_means(np.abs(out), n_blocks)
     return feats.reshape(n, -1)
 

@@ -110,6 +110,9 @@ class GLCMFeatures(ImageTransformer):
     (2, 1)
     """
 
+    # graycoprops makes several float64 temporaries of the stacked matrices: small chunks stay in cache
+    _chunk_size = 2
+
     def __init__(
         self,
         distances=(1, 2, 4),
