@@ -365,12 +365,12 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         >>> deep.n_features_out_
         17408
         """
-        settings = dict(
-            backbone="torchvision:alexnet",
-            layers={"pool5": "avgpool", "fc6": "classifier.2", "fc7": "classifier.5"},
-            pool="flatten",
-            input_size=224,
-        )
+        settings = {
+            "backbone": "torchvision:alexnet",
+            "layers": {"pool5": "avgpool", "fc6": "classifier.2", "fc7": "classifier.5"},
+            "pool": "flatten",
+            "input_size": 224,
+        }
         settings.update(params)
         return cls(weights=weights, **settings)
 
@@ -476,7 +476,7 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         small = probe if self.pool == "flatten" else (min(probe[0], 64), min(probe[1], 64))
         try:
             raw = _probe(backbone, extractor, small)
-        except Exception:  # noqa: BLE001 - any failure at the small size: retry at the real one
+        except Exception:  # any failure at the small size (e.g. a fixed-size ViT): retry at the real one
             if small == tuple(probe):
                 raise
             raw = _probe(backbone, extractor, probe)

@@ -1,7 +1,7 @@
 """Backbone loading: offline EfficientNet-Lite weights, torchvision/timm names, local checkpoints, errors.
 
-Nothing here downloads: every test runs with sockets blocked, and the download functions of
-torch.hub are replaced by ones that fail the test if they are ever called.
+Nothing here downloads: every test runs with sockets blocked, and the offline-weights tests also
+replace torch.hub's downloader by one that fails the test if it is ever called.
 """
 
 import socket
@@ -9,19 +9,18 @@ import urllib.error
 
 import numpy as np
 import pytest
+import timm
+import torch
+import torchvision
 
-torch = pytest.importorskip("torch")
-torchvision = pytest.importorskip("torchvision")
-timm = pytest.importorskip("timm")
-
-from medfeat.features.backbones import (  # noqa: E402
+from medfeat.features.backbones import (
     Backbone,
     WeightsUnavailableError,
     list_backbones,
     list_layers,
     load_backbone,
 )
-from medfeat.features.deep import predict_imagenet  # noqa: E402
+from medfeat.features.deep import predict_imagenet
 
 CATS = {"Egyptian cat", "tabby", "tiger cat"}
 

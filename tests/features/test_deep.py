@@ -7,19 +7,15 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import estimator_checks as ec
 
-torch = pytest.importorskip("torch")
-torchvision = pytest.importorskip("torchvision")
-timm = pytest.importorskip("timm")
+from medfeat.features.backbones import load_backbone
+from medfeat.features.deep import DeepFeatures, _normaliser, _prepare
 
-from sklearn.base import clone  # noqa: E402
-from sklearn.exceptions import NotFittedError  # noqa: E402
-from sklearn.utils import estimator_checks as ec  # noqa: E402
-
-from medfeat.features.backbones import load_backbone  # noqa: E402
-from medfeat.features.deep import DeepFeatures, _prepare, _normaliser  # noqa: E402
-
-TOL = dict(rtol=1e-5, atol=1e-5)
+TOL = {"rtol": 1e-5, "atol": 1e-5}
 
 
 @pytest.fixture(scope="module")
@@ -238,14 +234,14 @@ def test_unknown_backbone_lists_names():
 @pytest.mark.parametrize(
     "params,match",
     [
-        (dict(pool="mean"), "pool must be one of"),
-        (dict(precision="half"), "precision must be one of"),
-        (dict(batch_size=0), "batch_size"),
-        (dict(input_size="big"), "input_size"),
-        (dict(input_size=(32, -1)), "input_size"),
-        (dict(device="tpu"), "device"),
-        (dict(pool="flatten", input_size=None), "pool='flatten' with input_size=None"),
-        (dict(layers={}), "layers"),
+        ({"pool": "mean"}, "pool must be one of"),
+        ({"precision": "half"}, "precision must be one of"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"input_size": "big"}, "input_size"),
+        ({"input_size": (32, -1)}, "input_size"),
+        ({"device": "tpu"}, "device"),
+        ({"pool": "flatten", "input_size": None}, "pool='flatten' with input_size=None"),
+        ({"layers": {}}, "layers"),
     ],
 )
 def test_bad_parameters(params, match):
@@ -320,7 +316,8 @@ def test_data_free_estimator_checks(check):
 
 
 def test_set_output_pandas(patches, blocks2):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     deep = copy.copy(blocks2)
     plain = deep.transform(patches)
     frame = deep.set_output(transform="pandas").transform(patches)
