@@ -34,7 +34,9 @@ __all__ = [
 CLASSIFIER_DEFAULTS = {
     # L2 logistic regression. C=0.1 rather than sklearn's 1.0: with d (hundreds to thousands of CNN
     # channels) >= n the data are often separable and weak regularisation only slows lbfgs down.
-    "logreg": dict(C=0.1, class_weight="balanced", max_iter=5000),
+    # newton-cg: on standardised, strongly correlated features (GIST, CNN channels) it converged in
+    # ~10 iterations where lbfgs needed 50-300 (4-25x faster on the Kather/Kermany features, same optimum).
+    "logreg": dict(C=0.1, class_weight="balanced", solver="newton-cg", max_iter=5000),
     # Linear SVM (Bar et al. 2015 used an SVM on CNN/GIST/LBP features). Small C for the same reason.
     "linear_svm": dict(C=0.01, class_weight="balanced", max_iter=20000),
     # RBF SVM, gamma="scale" = 1 / (d * var(X)), i.e. 1/d on standardised features.
@@ -96,7 +98,7 @@ def make_classifier(name, **params):
         The model. Defaults (override any of them through ``params``):
 
         - ``"logreg"``: ``StandardScaler`` + ``LogisticRegression(C=0.1, class_weight="balanced",
-          max_iter=5000)``; scores are ``predict_proba``.
+          solver="newton-cg", max_iter=5000)``; scores are ``predict_proba``.
         - ``"linear_svm"``: ``StandardScaler`` + ``LinearSVC(C=0.01, class_weight="balanced",
           max_iter=20000)``; scores are ``decision_function`` (no probabilities; ROC needs only a ranking).
         - ``"rbf_svm"``: ``StandardScaler`` + ``SVC(kernel="rbf", C=1, gamma="scale",
