@@ -523,7 +523,7 @@ def compare_image_folder(
         "scaling and classifiers are fitted inside each training fold.",
     ]
     single_group = [c for c in classes if len(np.unique(groups[y == c])) == 1]
-    bar, extra = None, {}
+    bar, extra, per_class = None, {}, None
     if task == "binary":
         table, comparison, best_key = _binary_rows(
             cvs, y, eval_groups, positive, n_bootstrap, random_state, confidence
@@ -629,6 +629,7 @@ def compare_image_folder(
         source,
         positive,
         n_bootstrap,
+        per_class=per_class,
     )
     timings["total_seconds"] = round(time.perf_counter() - t_start, 2)
     return CompareResult(
@@ -654,7 +655,9 @@ def _json_safe(value):
     return value
 
 
-def _write_report(path, title, table, notes, cvs, task, y, groups, bar, source, positive, n_bootstrap):
+def _write_report(
+    path, title, table, notes, cvs, task, y, groups, bar, source, positive, n_bootstrap, per_class=None
+):
     from ..evaluation import Report, roc_report
 
     report = Report(title, description=source)
@@ -685,6 +688,16 @@ def _write_report(path, title, table, notes, cvs, task, y, groups, bar, source, 
                     random_state=0,
                 )
         report.add_roc("ROC of the five best rows", reps)
+    if per_class:
+        best = (table.loc[0, "feature_set"], table.loc[0, "classifier"])
+        cv = cvs[best]
+        report.add_table(
+            f"One-vs-rest AUC per class, best row ({best[0]} + {best[1]})", per_class[best].to_frame()
+        )
+        confusion = pd.crosstab(
+            pd.Series(np.asarray(y), name="true"), pd.Series(cv.predictions, name="predicted"), dropna=False
+        )
+        report.add_table(f"Confusion matrix (out-of-fold), best row ({best[0]} + {best[1]})", confusion)
     tmp = path.with_name("report.tmp.html")
     written = report.save(tmp, json_path=path.with_name("report.json"))
     os.replace(written.html, path)
