@@ -154,6 +154,7 @@ def main(argv=None):
     n_images = {128: 16, 224: 8} if args.quick else {128: 96, 224: 48}
 
     load_start = os.getloadavg()[0]
+    wall0, cpu0 = time.perf_counter(), time.process_time()
     rows = []
     for size in args.sizes:
         X = make_patches(n_images.get(size, 32), size)
@@ -190,6 +191,8 @@ def main(argv=None):
         "numpy": np.__version__,
         "note": "shared 2-core machine: other engineers were running jobs at the same time; medians of repeats",
         "load_average_1min_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+        # CPU seconds this process got per wall second over the whole run (2.0 = both cores)
+        "cpu_share": round((time.process_time() - cpu0) / (time.perf_counter() - wall0), 2),
     }
     try:
         import scipy
@@ -213,7 +216,8 @@ def write_results(out_dir, meta, rows):
         f"{meta['date_utc']}, {meta['cpu_count']} cores, numpy {meta['numpy']}"
         + (" (quick run)" if meta["quick"] else "")
         + f". {meta['note']} (1-min load average {meta['load_average_1min_start_end'][0]} at the start,"
-        f" {meta['load_average_1min_start_end'][1]} at the end).",
+        f" {meta['load_average_1min_start_end'][1]} at the end; this process got {meta['cpu_share']} CPU-seconds"
+        " per second on average, 2.0 being both cores).",
         "",
         "Patches/s are wall-clock medians; CPU ms/patch is the median process CPU time per patch (all threads),",
         "less sensitive to the other jobs on the machine. max abs diff: medfeat vs the baseline's features.",

@@ -170,13 +170,15 @@ def _resize_matrix(in_len, out_len):
 
 @lru_cache(maxsize=32)
 def _resize_crop_matrices(h, w, m):
-    """Row and column matrices of ``imresizecrop(img, m, 'bilinear')`` for an h x w image."""
+    """Sparse (m, h) row and (m, w) column matrices of ``imresizecrop(img, m, 'bilinear')``."""
     scaling = max(m / h, m / w)
     nr, nc = _matlab_round(h * scaling), _matlab_round(w * scaling)
     sr, sc = (nr - m) // 2, (nc - m) // 2
+    from scipy import sparse
+
     rows = _resize_matrix(h, nr)[sr : sr + m] if nr != h else np.eye(h)[sr : sr + m]
     cols = _resize_matrix(w, nc)[sc : sc + m] if nc != w else np.eye(w)[sc : sc + m]
-    return np.ascontiguousarray(rows), np.ascontiguousarray(cols.T)
+    return sparse.csr_matrix(rows), sparse.csr_matrix(cols)
 
 
 def _preprocess(images, m, color):
@@ -193,8 +195,16 @@ def _preprocess(images, m, color):
         # LMgist: single(mean(img, 3)), the mean taken in double
         planes = images.mean(axis=3, dtype=np.float64).astype(np.float32)[..., None]
     planes = np.moveaxis(planes, 3, 1)  # (N, c, H, W)
-    rows, cols_t = _resize_crop_matrices(h, w, m)
-    out = (rows @ planes.astype(np.float64) @ cols_t).astype(np.float32)
+    if h == w == m:
+        out = np.array(planes, dtype=np.float32)  # imresize to the same size is the identity
+    else:
+        # the resize matrices have a few non-zeros per row: sparse products, one per axis
+        rows, cols = _resize_crop_matrices(h, w, m)
+        b = n * planes.shape[1]
+        a = planes.reshape(b, h, w).transpose(1, 0, 2).reshape(h, b * w)
+        t = (rows @ a).reshape(m, b, w).transpose(2, 1, 0).reshape(w, b * m)  # (W, B * m_rows)
+        out = (cols @ t).reshape(m, b, m).transpose(1, 2, 0)  # (B, m_rows, m_cols)
+        out = out.reshape(planes.shape[:2] + (m, m)).astype(np.float32)
     out -= out.min(axis=(1, 2, 3), keepdims=True)
     top = out.max(axis=(1, 2, 3), keepdims=True)
     out = np.divide(255 * out, top, out=np.zeros_like(out), where=top > 0)
