@@ -248,12 +248,13 @@ class Heatmap:
         return detections_from_heatmap(self.to_array(), threshold, origin=(0.0, 0.0), stride=self.stride_level0,
                                        patch_size=float(self.grid.size_level0), **kwargs)
 
-    def to_png(self, path, overlay=True, *, max_size=1024, cmap="inferno", alpha=0.55, vmin=None, vmax=None,
+    def to_png(self, path, overlay=True, *, max_size=1024, cmap="coolwarm", alpha=0.5, vmin=None, vmax=None,
                title=None, dpi=110):
         """Draw the heatmap (over the slide thumbnail when ``overlay``) with a colour bar, as PNG.
 
-        Matplotlib is imported here and used through its object API with the Agg canvas, so no global
-        backend is changed.
+        A diverging colour map (blue = low, red = high) keeps the tissue readable under both ends;
+        cells without a score (off tissue) are left transparent. Matplotlib is imported here and used
+        through its object API with the Agg canvas, so no global backend is changed.
 
         Returns
         -------
@@ -269,7 +270,7 @@ class Heatmap:
             vmax = 1.0 if vmax is None else vmax
         thumb = self._thumbnail(max_size) if overlay else None
         aspect = h / max(w, 1)
-        fig = Figure(figsize=(7.0, max(2.5, min(12.0, 6.0 * aspect))), dpi=dpi)
+        fig = Figure(figsize=(7.0, max(2.5, min(12.0, 6.0 * aspect))), dpi=dpi, layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.add_subplot(1, 1, 1)
         if thumb is not None:
@@ -288,7 +289,6 @@ class Heatmap:
                      f"{' (8-fold TTA)' if self.tta else ''}, {self.mpp:g} mpp", fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04,
                      label="probability" if self.kind == "probability" else "decision value")
-        fig.tight_layout()
         path = Path(path)
         tmp = path.with_name(path.stem + ".partial" + path.suffix)
         fig.savefig(tmp, format="png")
