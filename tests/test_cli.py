@@ -134,3 +134,18 @@ def test_backbones_lists_the_offline_default(capsys):
     assert main(["layers", "no_such_backbone", "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("medfeat: error: ") and "no_such_backbone" in err[0]
+
+
+def test_compare_on_a_tiny_image_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    for cls, level in (("dark", 70), ("bright", 180)):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(6):
+            img = np.clip(rng.normal(level, 25, (24, 24, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(tmp_path / "imgs" / cls / f"{i}.png")
+    rc, out, err = run("compare", "imgs", "--out", "cmp", "--feature-sets", "color", "--classifiers", "logreg",
+                       "--cv", "3", "--n-bootstrap", "0", "--quiet", cwd=tmp_path)
+    assert rc == 0, err
+    assert (tmp_path / "cmp" / "report.html").exists() and (tmp_path / "cmp" / "table.md").exists()
+    rc, _, err = run("compare", "no_such_dir", "--out", "cmp2", cwd=tmp_path)
+    assert_one_line_error(rc, err, "no_such_dir")
