@@ -291,7 +291,7 @@ class Heatmap:
                      label="probability" if self.kind == "probability" else "decision value")
         path = Path(path)
         tmp = path.with_name(path.stem + ".partial" + path.suffix)
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.1)
         os.replace(tmp, path)
         return path
 
