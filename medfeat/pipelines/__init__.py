@@ -7,7 +7,7 @@ Examples
 --------
 >>> from medfeat.pipelines import make_patch_pipeline
 >>> [name for name, _ in make_patch_pipeline("color", "logreg").steps]
-['features', 'classifier']
+['features', 'scaler', 'classifier']
 """
 
 from .compare import CompareResult, compare_image_folder

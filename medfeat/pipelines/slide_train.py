@@ -322,13 +322,14 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
     >>> from medfeat.slides import write_synthetic_slide
     >>> from medfeat.pipelines import extract_slide_features
     >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> square = [[300, 300], [600, 300], [600, 600], [300, 600]]
     >>> for i in range(2):
-    ...     s = write_synthetic_slide(d / f"s{i}.tif", size=(1024, 1024), mpp=0.5, lesions=2, seed=i)
-    ...     _ = extract_slide_features(s.path, "handcrafted", mpp=1.0, size=64, out=d / "f", progress=False,
-    ...                                annotations=s.lesions)
+    ...     s = write_synthetic_slide(d / f"s{i}.tif", size=(1024, 1024), mpp=0.5, lesions=[square], seed=i)
+    ...     _ = extract_slide_features(s.path, "color", mpp=1.0, size=32, out=d / "f", progress=False,
+    ...                                annotations=s.lesions, tissue="gray")
     >>> res = train_from_feature_stores(d / "f", classifier="logreg")
-    >>> res.model.mpp, res.model.size
-    (1.0, 64)
+    >>> res.model.mpp, res.model.size, res.report is not None
+    (1.0, 32, True)
     """
     from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 
@@ -338,7 +339,7 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
     X, y, groups, stores, attrs = load_training_set(features_dir, annotations=annotations, labels=labels)
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
-        raise ValueError(f"all {len(y)} labelled patches have the single class {classes[0]!r}; a classifier needs two "
+        raise ValueError(f"all {len(y)} labelled patches have the single class {classes[0]}; a classifier needs two "
                          "classes (check the annotations/labels and that lesions fall on tissue patches).")
     if len(classes) > 2:
         raise ValueError(f"slide training supports binary labels; got classes {classes.tolist()}.")
