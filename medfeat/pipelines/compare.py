@@ -453,6 +453,10 @@ def compare_image_folder(
     eval_groups = None if n_groups == len(y) else groups
     if eval_groups is not None and not n_bootstrap:
         raise ValueError("n_bootstrap must be > 0 when images are grouped (CIs resample whole groups).")
+    if n_groups < 2:
+        raise ValueError(
+            f"{path}: all images are in one group ({groups[0]!r}); group-aware CV needs at least 2 groups."
+        )
     if n_groups < n_splits:
         warnings.warn(
             f"{path}: only {n_groups} groups; using n_splits={n_groups} instead of {n_splits}.",
@@ -466,14 +470,14 @@ def compare_image_folder(
     if "deep" in feature_sets or "fusion" in feature_sets:
         needed.append("deep")
     blocks, dims, timings = {}, {}, {"features_seconds": {}, "cached": {}}
-    bar = needed
+    feature_iter = needed
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(needed, desc="feature sets", unit="set")
-    for name in bar:
+        feature_iter = tqdm(needed, desc="feature sets", unit="set")
+    for name in feature_iter:
         if progress:
-            bar.set_postfix_str(name)
+            feature_iter.set_postfix_str(name)
         transformer = _transformer(name, deep_backbone, deep_layers, n_jobs)
         X, names, seconds, cached = _cached_features(name, transformer, ds.images, ds.paths, out, progress)
         timings["features_seconds"][name] = round(seconds, 2)

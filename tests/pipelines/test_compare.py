@@ -119,6 +119,10 @@ def test_bad_arguments(tmp_path, rng):
         compare_image_folder(data, tmp_path / "o", ["sift"], progress=False)
     with pytest.raises(ValueError, match="classifier name"):
         compare_image_folder(data, tmp_path / "o", ["color"], ["svm"], progress=False)
+    same = tmp_path / "same"
+    _write_folder(same, rng, ["x", "y"], per_class=4, size=16, n_patients=1)
+    with pytest.raises(ValueError, match="one group"):
+        compare_image_folder(same, tmp_path / "o", ["color"], progress=False)
     one = tmp_path / "one"
     (one / "only").mkdir(parents=True)
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(one / "only" / "a.png")
