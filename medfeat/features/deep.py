@@ -209,10 +209,11 @@ def _normaliser(mean, std, device):
     return mean, std
 
 
-def _prepare(batch, size, mean, std):
+def _prepare(batch, size, mean, std, uint8_resize=None):
     """uint8 NHWC tensor -> normalised float32 NCHW tensor in channels-last memory.
 
-    ``size`` is (h, w) or None. Grey (C=1) is replicated to 3 channels.
+    ``size`` is (h, w) or None. Grey (C=1) is replicated to 3 channels. ``uint8_resize``
+    (default: on the CPU only) resizes before the float conversion; the GPU path resizes in float.
     The arithmetic is torchvision's ``ToTensor`` + ``Normalize`` (``x / 255``, then ``- mean``,
     then ``/ std``, each rounded to float32), so features are bit for bit those of that reference
     pipeline (one ulp of input difference grows to ~1e-5 in deep layers). The passes run in place
@@ -224,8 +225,10 @@ def _prepare(batch, size, mean, std):
     import torch.nn.functional as F
 
     x = batch.permute(0, 3, 1, 2)  # NCHW view of NHWC memory = channels_last
+    if uint8_resize is None:
+        uint8_resize = x.device.type == "cpu"
     if size is not None and tuple(x.shape[-2:]) != tuple(size):
-        if x.device.type == "cpu":
+        if uint8_resize:
             # uint8 antialiased bilinear has a dedicated fast CPU kernel (same filter as PIL's resize)
             # and moves 4x fewer bytes than resizing float32.
             x = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
@@ -240,6 +243,26 @@ def _prepare(batch, size, mean, std):
     rows.div_(255.0)
     rows.sub_(mean.repeat(w)).div_(std.repeat(w))
     return x.permute(0, 3, 1, 2)  # NHWC memory = channels-last NCHW
+
+
+def _staged(batches, device, pin):
+    """Copy (start, uint8 batch) pairs to ``device`` through one reused (pinned, if ``pin``) buffer.
+
+    The host-to-device copy is non-blocking. Reusing the buffer for the next batch is safe because
+    the consumer reads each batch's features back with a synchronising ``.cpu()`` before asking
+    for the next one.
+    """
+    import torch
+
+    buffer = None
+    for start, batch in batches:
+        if buffer is None or buffer.shape[1:] != batch.shape[1:] or buffer.shape[0] < len(batch):
+            buffer = torch.empty(tuple(batch.shape), dtype=batch.dtype)
+            if pin:
+                buffer = buffer.pin_memory()
+        staged = buffer[: len(batch)]
+        staged.copy_(batch)
+        yield start, staged.to(device, non_blocking=pin)
 
 
 def _as_batch(X, name="X"):
@@ -395,7 +418,7 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
                 "call fit(X) with sample images or set input_size."
             )
 
-    def _resolve_size(self, backbone, X=None):
+    def _resolve_size(self, backbone):
         size = self.input_size
         if isinstance(size, str):
             if size != "auto":
@@ -462,12 +485,7 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
                 probe = X.shape[1:3]
             elif size is None and self.pool == "flatten":
                 raise ValueError("pool='flatten' with input_size=None needs images of one size; X has several sizes.")
-        if probe is None:
-            if self.pool == "flatten":
-                raise ValueError(
-                    "pool='flatten' with input_size=None: the number of features depends on the image size; "
-                    "call fit(X) with sample images or set input_size."
-                )
+        if probe is None:  # input_size=None and no X: pooled sizes do not depend on the size
             probe = (backbone.input_size, backbone.input_size)
         extractor = _build_extractor(backbone, layers, "raw")
         # Shapes from one blank image on the CPU, before the model moves to its device. Pooled
@@ -506,6 +524,7 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
             backbone, layers = self._load()
             device, extractor = self._to_device(_build_extractor(backbone, layers, self.pool))
             self.backbone_, self.extractor_, self.device_ = backbone, extractor, str(device)
+            self.precision_ = _resolve_precision(self.precision, device)  # e.g. pickled on a GPU host
         return self.extractor_
 
     # -- transform -----------------------------------------------------------------------------
@@ -533,22 +552,15 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         out = np.empty((n, self.n_features_out_), dtype=np.float32)
         aliases = list(self.layers_)
         bs = int(self.batch_size)
-        pinned = None
         from tqdm.auto import tqdm
 
+        batches = self._batches(X, bs)
+        if device.type != "cpu":
+            batches = _staged(batches, device, pin=device.type == "cuda")
         with torch.inference_mode(), _cpu_threads(device), tqdm(
             total=n, disable=not self.progress, desc="DeepFeatures", unit="img"
         ) as bar:
-            for start, batch in self._batches(X, bs):
-                if device.type == "cuda":
-                    if pinned is None or pinned.shape[1:] != batch.shape[1:] or pinned.shape[0] < len(batch):
-                        pinned = torch.empty((bs,) + tuple(batch.shape[1:]), dtype=torch.uint8).pin_memory()
-                    staged = pinned[: len(batch)]
-                    staged.copy_(batch)
-                    # Safe to reuse the pinned buffer next batch: .cpu() below waits for this copy.
-                    batch = staged.to(device, non_blocking=True)
-                elif device.type != "cpu":
-                    batch = batch.to(device)
+            for start, batch in batches:
                 self._check_size(batch)
                 with _autocast(self.precision_, device):
                     feats = extractor(_prepare(batch, self.input_size_, mean, std))

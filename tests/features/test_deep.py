@@ -13,7 +13,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import estimator_checks as ec
 
 from medfeat.features.backbones import load_backbone
-from medfeat.features.deep import DeepFeatures, _normaliser, _prepare
+from medfeat.features.deep import DeepFeatures, _normaliser, _prepare, _staged
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
 
@@ -145,6 +145,29 @@ def test_resize_preprocessing_matches_pil():
         ref = (ref / 255.0 - 0.5) / 0.5
         # same antialiased bilinear filter; at most one grey level of rounding apart
         assert np.abs(got[i].transpose(1, 2, 0) - ref).max() <= 2 / 255 + 1e-6
+
+
+def test_gpu_preprocessing_branch_agrees_with_cpu_branch():
+    # The GPU path resizes in float; run it here on the CPU and compare with the uint8 path.
+    rng = np.random.default_rng(2)
+    X = torch.from_numpy(rng.integers(0, 256, (2, 50, 70, 3), dtype=np.uint8))
+    mean, std = _normaliser((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), torch.device("cpu"))
+    with torch.no_grad():
+        as_uint8 = _prepare(X, (32, 40), mean, std, uint8_resize=True)
+        as_float = _prepare(X, (32, 40), mean, std, uint8_resize=False)
+    assert as_float.is_contiguous(memory_format=torch.channels_last)
+    assert (as_float - as_uint8).abs().max() <= 1 / (255 * 0.224) + 1e-5  # rounding to uint8 only
+
+
+def test_staging_buffer_is_reused_safely():
+    # The CUDA path copies batches through one reused (pinned) buffer; exercise it on the CPU.
+    rng = np.random.default_rng(3)
+    batches = [torch.from_numpy(rng.integers(0, 256, (n, 4, 4, 3), dtype=np.uint8)) for n in (3, 3, 2)]
+    seen = []
+    for (start, staged), original in zip(_staged(enumerate(batches), torch.device("cpu"), pin=False), batches):
+        assert torch.equal(staged, original)
+        seen.append(staged.clone())  # what the consumer computes from, before asking for the next
+    assert [len(b) for b in seen] == [3, 3, 2]
 
 
 def test_input_size_auto_resizes_to_backbone_size(patches, blocks2):
