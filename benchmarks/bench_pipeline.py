@@ -11,7 +11,8 @@ Measured in one run, on the CPU, with the default backbone (EfficientNet-Lite0, 
   the same batch size (the forward-only ceiling).
 
 The transformer is fitted (network built) once before timing, as in a multi-slide run where the model is
-loaded once. Patches/s are medians of ``--repeats`` interleaved runs. Done-when: pipeline >= 0.85 x ceiling.
+loaded once. Patches/s are medians of ``--repeats`` interleaved runs; the ratio to the ceiling is the median of
+the per-run ratios (each run against the ceiling measured just before it). Done-when: pipeline >= 0.85 x ceiling.
 
 Usage: ``python benchmarks/bench_pipeline.py [--quick] [--repeats 3]`` -> ``results/pipeline.{json,md}``.
 """
@@ -59,7 +60,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--out", default=str(HERE / "results"))
     args = ap.parse_args(argv)
-    repeats = args.repeats or (2 if args.quick else 3)
+    repeats = args.repeats or (2 if args.quick else 5)
     side = 8192 if args.quick else 12288
 
     import torch
@@ -76,7 +77,7 @@ def main(argv=None):
     # one untimed pass: warms the file cache, the allocator and the tissue-mask code paths
     store = extract_slide_features(slide.path, deep, mpp=0.5, size=224, out=tmp / "warm.h5", batch_size=BATCH,
                                    num_workers=2, progress=False, overwrite=True)
-    grid, X, _, _ = load_slide_features(store)
+    grid = load_slide_features(store)[0]
     n = len(grid)
     with SlideReader.open(slide.path) as reader:
         patches = read_patches(reader, grid)
@@ -96,7 +97,11 @@ def main(argv=None):
         print(f"run {r + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.1f} patches/s" for k, v in runs.items()))
 
     med = {k: statistics.median(v) for k, v in runs.items()}
-    ratio = med["pipeline"] / med["ceiling"]
+    # The machine is shared and its load drifts between runs: each run's pipeline figure is compared with
+    # the ceiling measured just before it, and the headline is the median of these paired ratios.
+    paired = [a / b for a, b in zip(runs["pipeline"], runs["ceiling"])]
+    ratio = statistics.median(paired)
+    paired_transform = statistics.median([a / b for a, b in zip(runs["transform"], runs["ceiling"])])
     try:
         load = os.getloadavg()
     except OSError:
@@ -118,7 +123,9 @@ def main(argv=None):
         "patches_per_s": {k: [round(x, 2) for x in v] for k, v in runs.items()},
         "median_patches_per_s": {k: round(v, 2) for k, v in med.items()},
         "pipeline_over_ceiling": round(ratio, 3),
-        "transform_over_ceiling": round(med["transform"] / med["ceiling"], 3),
+        "pipeline_over_ceiling_per_run": [round(r, 3) for r in paired],
+        "pipeline_over_ceiling_of_medians": round(med["pipeline"] / med["ceiling"], 3),
+        "transform_over_ceiling": round(paired_transform, 3),
         "target": ">= 0.85 x ceiling",
         "passed": bool(ratio >= 0.85),
         "quick": bool(args.quick),
@@ -130,14 +137,16 @@ def main(argv=None):
         "| measure | median patches/s | vs ceiling |",
         "|---|---|---|",
         f"| forward-only ceiling (pre-made tensors, batch {BATCH}) | {med['ceiling']:.1f} | 1.00 |",
-        f"| DeepFeatures.transform on in-memory patches | {med['transform']:.1f} | "
-        f"{med['transform'] / med['ceiling']:.2f} |",
+        f"| DeepFeatures.transform on in-memory patches | {med['transform']:.1f} | {paired_transform:.2f} |",
         f"| extract_slide_features end to end (read + tissue + features + HDF5) | {med['pipeline']:.1f} | "
         f"{ratio:.2f} |",
         "",
         f"{n} tissue patches (224 px at 0.5 µm/px) of a {side} x {side} px synthetic slide at 0.25 µm/px; "
         f"EfficientNet-Lite0 on the CPU ({torch.get_num_threads()} torch threads, 2 reader threads); "
-        f"medians of {repeats} interleaved runs; load average at the end {load}.",
+        f"medians of {repeats} interleaved runs; 'vs ceiling' is the median of the per-run ratios (each run's "
+        f"figure over the ceiling measured just before it: {', '.join(f'{r:.2f}' for r in paired)}), because the "
+        f"shared machine's load drifted between runs; load average at the end "
+        f"{tuple(round(x, 1) for x in load) if load else None}.",
     ]
     (out / "pipeline.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))

@@ -50,7 +50,7 @@ def data(tmp_path_factory):
 
 
 def test_help_of_every_subcommand(capsys, tmp_path):
-    rc, out, err = run("--help", cwd=tmp_path)
+    rc, out, _ = run("--help", cwd=tmp_path)
     assert rc == 0 and all(s in out for s in SUBCOMMANDS)
     for sub in SUBCOMMANDS:
         with pytest.raises(SystemExit) as exc:
@@ -143,7 +143,7 @@ def test_compare_on_a_tiny_image_folder(tmp_path):
         for i in range(6):
             img = np.clip(rng.normal(level, 25, (24, 24, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(img).save(tmp_path / "imgs" / cls / f"{i}.png")
-    rc, out, err = run("compare", "imgs", "--out", "cmp", "--feature-sets", "color", "--classifiers", "logreg",
+    rc, _, err = run("compare", "imgs", "--out", "cmp", "--feature-sets", "color", "--classifiers", "logreg",
                        "--cv", "3", "--n-bootstrap", "0", "--quiet", cwd=tmp_path)
     assert rc == 0, err
     assert (tmp_path / "cmp" / "report.html").exists() and (tmp_path / "cmp" / "table.md").exists()

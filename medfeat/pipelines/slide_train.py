@@ -337,7 +337,7 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
     from medfeat.pipelines.store import estimator_from_config
 
     X, y, groups, stores, attrs = load_training_set(features_dir, annotations=annotations, labels=labels)
-    classes, counts = np.unique(y, return_counts=True)
+    classes = np.unique(y)
     if len(classes) < 2:
         raise ValueError(f"all {len(y)} labelled patches have the single class {classes[0]}; a classifier needs two "
                          "classes (check the annotations/labels and that lesions fall on tissue patches).")

@@ -348,14 +348,6 @@ def _annotations_id(annotations):
     return f"{len(list(annotations))} polygons"
 
 
-@dataclass
-class _Prepared:
-    reader: object
-    owns_reader: bool
-    grid: object
-    out: Path
-
-
 def extract_slide_features(
     slide,
     features="deep",

@@ -15,8 +15,14 @@ from medfeat.pipelines import (
     heatmap_from_features,
     train_from_feature_stores,
 )
-from medfeat.slides import PatchGrid, SlideReader, rasterize_annotations, read_annotations, read_patches
-from medfeat.slides import write_synthetic_slide
+from medfeat.slides import (
+    PatchGrid,
+    SlideReader,
+    rasterize_annotations,
+    read_annotations,
+    read_patches,
+    write_synthetic_slide,
+)
 
 MPP, SIZE, L0 = 1.0, 32, 64  # 32 px at 1 µm/px on a 0.5 µm/px slide: 64 level-0 px
 TISSUE = "gray"
@@ -143,7 +149,7 @@ def test_detections_are_patch_centres_in_level0(tmp_path):
 
 
 def test_png_overlay_draws_over_the_thumbnail(trained, tmp_path):
-    slides, stores, result = trained
+    _, stores, result = trained
     hm = heatmap_from_features(stores["test"], result.model.classifier_)
     with_thumb = np.asarray(Image.open(hm.to_png(tmp_path / "a.png")).convert("RGB"))
     without = np.asarray(Image.open(hm.to_png(tmp_path / "b.png", overlay=False)).convert("RGB"))

@@ -37,7 +37,7 @@ def test_slide_level_labels_csv(stores, tmp_path):
     # slides named by full path or by stem both work
     pd.DataFrame({"slide": [str(out["s0"][0].path), "s1", "s2"], "label": [1, 0, 1]}).to_csv(csv, index=False)
     with pytest.warns(RuntimeWarning, match="s3.h5"):
-        X, y, groups, used, _ = load_training_set(d / "feats", labels=csv)
+        _, y, groups, used, _ = load_training_set(d / "feats", labels=csv)
     sizes = {k: len(load_slide_features(p)[1]) for k, (_, p) in out.items()}
     assert len(y) == sizes["s0"] + sizes["s1"] + sizes["s2"] and [p.stem for p in used] == ["s0", "s1", "s2"]
     expected = {"s0": 1, "s1": 0, "s2": 1}
@@ -63,7 +63,7 @@ def test_annotation_labels_and_unannotated_slide_is_negative(stores, tmp_path):
     ann.mkdir()
     for name in ("s0", "s1", "s2"):
         annotations_to_geojson(out[name][0].lesions, ann / f"{name}.geojson")
-    X, y, groups, _, _ = load_training_set(d / "feats", annotations=ann)
+    _, y, groups, _, _ = load_training_set(d / "feats", annotations=ann)
     for name in ("s0", "s1", "s2"):
         grid = load_slide_features(out[name][1])[0]
         union = shapely.union_all([shapely.Polygon(p) for p in out[name][0].lesions])
@@ -77,7 +77,7 @@ def test_annotation_labels_and_unannotated_slide_is_negative(stores, tmp_path):
 def test_group_aware_cv_never_puts_a_slide_on_both_sides(stores, tmp_path, monkeypatch):
     import sklearn.model_selection as ms
 
-    d, out = stores
+    d, _ = stores
     folds = []
 
     class Recording(ms.StratifiedGroupKFold):
