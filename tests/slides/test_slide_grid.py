@@ -123,3 +123,22 @@ def test_empty_tissue_warns_and_gives_empty_grid():
     assert len(grid) == 0 and grid.coords.shape == (0, 2)
     with pytest.raises(ValueError, match="method"):
         tissue_mask(r, method="magic")
+
+
+def test_tissue_mask_otsu_keeps_pale_tissue_beside_large_dark_lesions(tmp_path):
+    # Dark lesions covering much of a small slide give optical density a heavy tail; a plain Otsu cut on
+    # optical density then split dark from pale tissue and dropped most of the tissue (regression).
+    from medfeat.slides import Annotation, SlideReader, rasterize_annotations, tissue_mask, write_synthetic_slide
+
+    t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    lesions = [np.c_[330 + 110 * np.cos(t), 330 + 110 * np.sin(t)], np.c_[700 + 100 * np.cos(t), 760 + 100 * np.sin(t)]]
+    s = write_synthetic_slide(tmp_path / "s.tif", size=(1024, 1024), mpp=0.5, lesions=lesions, seed=0,
+                              tissue_fraction=0.6, compression="deflate")
+    with SlideReader.open(s.path) as reader:
+        tm = tissue_mask(reader, method="otsu", mpp=8.0)
+    truth = rasterize_annotations([Annotation(polygon=p, label="tissue", name="") for p in s.tissue], s.size,
+                                  downsample=16.0)
+    h, w = min(truth.shape[0], tm.mask.shape[0]), min(truth.shape[1], tm.mask.shape[1])
+    pred, truth = tm.mask[:h, :w], truth[:h, :w].astype(bool)
+    iou = (pred & truth).sum() / (pred | truth).sum()
+    assert iou > 0.8, iou
