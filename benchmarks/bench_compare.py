@@ -72,7 +72,7 @@ def main(names):
     lines = [
         "# compare_image_folder on ../shared/data (default settings)",
         "",
-        f"{meta['cpus']} CPUs, Python {meta['python']}; shared machine, other engineers running jobs.",
+        f"{meta['cpus']} CPUs, Python {meta['python']}; shared 2-core machine (see the load average for other jobs).",
         "",
         "| dataset | fresh run (s) | features (s) | CV (s) | cached re-run (s) | identical re-run |",
         "|---|---|---|---|---|---|",

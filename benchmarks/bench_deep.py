@@ -146,7 +146,7 @@ def to_markdown(report):
         (f"{report['machine']}; torch {report['torch']}, {report['threads']} threads; {report['n_patches']} "
         f"patches of {SIZE} px, batch {BATCH}, median of {report['repeats']} interleaved repeats. "
         f"Load average {report['load_before']} before, {report['load_after']} after: "
-        "other engineers were running jobs on the same 2 cores at the same time, so absolute figures are noisy."),
+        "the 2 cores may be shared with other jobs (see the load average), so absolute figures are noisy."),
         "",
         "| backbone | (a) DeepFeatures | (b) plain loop | (c) forward-only ceiling | (c') plain NCHW forward | a/b | a/c |",
         "|---|---:|---:|---:|---:|---:|---:|",

@@ -56,7 +56,7 @@ def main():
                  "seconds": _median_time(lambda: froc(dets, masks, mpp=0.243, mask_downsample=32))})
 
     meta = {"python": platform.python_version(), "machine": platform.machine(), "repeats": REPEATS,
-            "note": "2 shared cores; other engineers' jobs ran at the same time"}
+            "note": "2 cores, possibly shared with other jobs"}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "evaluation.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
     md = ["| case | median seconds |", "|---|---|"] + [f"| {r['case']} | {r['seconds']:.3f} |" for r in rows]

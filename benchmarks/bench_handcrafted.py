@@ -189,7 +189,7 @@ def main(argv=None):
         "machine": platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "note": "shared 2-core machine: other engineers were running jobs at the same time; medians of repeats",
+        "note": "2-core machine, possibly shared with other jobs (see the load averages); medians of repeats",
         "load_average_1min_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         # CPU seconds this process got per wall second over the whole run (2.0 = both cores)
         "cpu_share": round((time.process_time() - cpu0) / (time.perf_counter() - wall0), 2),

@@ -189,7 +189,7 @@ def main(argv=None):
         previous = json.loads((out / "slides.json").read_text())
     results = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
                "python": platform.python_version(), "quick": quick, "repeats": repeats,
-               "note": "shared 2-core machine; other engineers were running at the same time", "throughput": {}}
+               "note": "2-core machine, possibly shared with other jobs (see the load average and CPU/wall)", "throughput": {}}
 
     if "throughput" in parts:
         syn_path = tmpdir / "synthetic_20k.tif"

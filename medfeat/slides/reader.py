@@ -72,6 +72,10 @@ class _ArrayBackend:
         self.image = None
 
 
+# Tile cache shared by the handles of one slide's reader threads (OpenSlide's own default is 32 MiB per handle).
+_SHARED_CACHE_BYTES = 64 * 1024 * 1024
+
+
 class _OpenSlideBackend:
     def __init__(self, path):
         import openslide
@@ -85,6 +89,24 @@ class _OpenSlideBackend:
         self.properties = dict(self.slide.properties)
         self.path = str(path)
         self._direct = _direct_reader(self.slide)
+        self._cache = None
+
+    def share_cache_with(self, other):
+        """Give ``other`` (a handle of the same slide) this handle's tile cache.
+
+        Reader threads each hold their own handle, and neighbouring patches split between threads need the
+        same tiles: with separate caches every thread decodes them again. OpenSlide's cache is thread-safe
+        and can be shared between handles (OpenSlide >= 4.0); older builds keep separate caches.
+        """
+        import openslide
+
+        if not hasattr(openslide, "OpenSlideCache") or not hasattr(self.slide, "set_cache"):
+            return
+        if self._cache is None:
+            self._cache = openslide.OpenSlideCache(_SHARED_CACHE_BYTES)
+            self.slide.set_cache(self._cache)
+        other.slide.set_cache(self._cache)
+        other._cache = self._cache
 
     def read(self, level, x, y, w, h):
         import openslide
@@ -357,7 +379,9 @@ class SlideReader:
                                 objective_power=self.objective_power)
             clone._user_mpp = self._user_mpp
             return clone
-        return SlideReader.open(self.path, mpp=self._user_mpp)
+        clone = SlideReader.open(self.path, mpp=self._user_mpp)
+        self._backend.share_cache_with(clone._backend)
+        return clone
 
     def close(self):
         """Release the OpenSlide handle (in-memory readers just drop their reference)."""
