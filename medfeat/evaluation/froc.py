@@ -20,12 +20,11 @@ One deliberate difference: the official script gives undetected lesions a probab
 count as found at the threshold 0; here a lesion without a detection is never found.
 """
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .roc import _json_value, write_text_atomic
+from .roc import _JSONMixin, _json_value
 
 __all__ = ["FROCResult", "detections_from_heatmap", "froc", "lesion_map"]
 
@@ -121,7 +120,7 @@ def _as_detections(dets, slide):
 
 
 @dataclass
-class FROCResult:
+class FROCResult(_JSONMixin):
     """Result of :func:`froc`.
 
     Attributes
@@ -170,12 +169,6 @@ class FROCResult:
                 "settings": self.settings,
             }
         )
-
-    def to_json(self, path=None, *, indent=2):
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-        if path is not None:
-            write_text_atomic(path, text)
-        return text
 
     def to_frame(self):
         """Sensitivity at each FP rate plus the mean (``score``), as a one-column DataFrame."""

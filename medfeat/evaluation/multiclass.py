@@ -1,6 +1,5 @@
 """Multi-class ROC: one-vs-rest AUCs with DeLong CIs and the macro AUC with a bootstrap CI."""
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -8,13 +7,13 @@ import numpy as np
 from ._bootstrap import Resampler, SortedScores, chunk_size, percentile_ci
 from ._validation import _as_1d, check_confidence, check_groups, check_n_bootstrap, check_scores
 from .delong import delong_auc_ci
-from .roc import _json_value, write_text_atomic
+from .roc import _JSONMixin, _json_value
 
 __all__ = ["MulticlassROC", "multiclass_roc"]
 
 
 @dataclass
-class MulticlassROC:
+class MulticlassROC(_JSONMixin):
     """Result of :func:`multiclass_roc`.
 
     Attributes
@@ -60,12 +59,6 @@ class MulticlassROC:
                 "notes": self.notes,
             }
         )
-
-    def to_json(self, path=None, *, indent=2):
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-        if path is not None:
-            write_text_atomic(path, text)
-        return text
 
     def summary(self):
         pct = f"{self.confidence:.0%}"

@@ -66,6 +66,17 @@ def write_text_atomic(path, text):
     return path
 
 
+class _JSONMixin:
+    """``to_json`` of the result classes, from their ``to_dict``."""
+
+    def to_json(self, path=None, *, indent=2):
+        """JSON text of :meth:`to_dict`; written to ``path`` (temporary name, then renamed) when given."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        if path is not None:
+            write_text_atomic(path, text)
+        return text
+
+
 def _parse_rule(rule):
     """("youden", None) or ("sensitivity"|"specificity", level) from an operating-point string."""
     if not isinstance(rule, str):
@@ -182,7 +193,7 @@ class OperatingPoint:
 
 
 @dataclass
-class ROCReport:
+class ROCReport(_JSONMixin):
     """Result of :func:`roc_report`. Thresholds follow scikit-learn: ``score >= threshold`` is positive.
 
     Attributes
@@ -256,13 +267,6 @@ class ROCReport:
             "notes": list(self.notes),
         }
         return _json_value(d)
-
-    def to_json(self, path=None, *, indent=2):
-        """JSON text of :meth:`to_dict`; written to ``path`` (temporary name, then renamed) when given."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-        if path is not None:
-            write_text_atomic(path, text)
-        return text
 
     def to_frame(self):
         """Operating points as a DataFrame (one row each); AUC and its CI in ``df.attrs``."""
