@@ -42,17 +42,7 @@ CLASSIFIER_DEFAULTS = {
     # RBF SVM, gamma="scale" = 1 / (d * var(X)), i.e. 1/d on standardised features.
     "rbf_svm": dict(C=1.0, kernel="rbf", gamma="scale", class_weight="balanced"),
     "random_forest": dict(n_estimators=300, class_weight="balanced", random_state=0, n_jobs=None),
-    "xgboost": dict(
-        n_estimators=200,
-        learning_rate=0.1,
-        max_depth=4,
-        subsample=0.8,
-        colsample_bytree=0.5,
-        class_weight="balanced",
-        device="auto",
-        random_state=0,
-        n_jobs=None,
-    ),
+    # "xgboost": XGBoostClassifier's own __init__ defaults, added below the class (one source of truth).
     # kNN has no class weighting; distance weighting limits the pull of the majority class a little.
     "knn": dict(n_neighbors=15, weights="distance"),
 }
@@ -352,6 +342,11 @@ class XGBoostClassifier(ClassifierMixin, BaseEstimator):
             model = xgboost.XGBClassifier(**params)
             model.load_model(bytearray(raw))
             self.model_ = model
+
+
+CLASSIFIER_DEFAULTS["xgboost"] = {
+    k: v for k, v in XGBoostClassifier().get_params(deep=False).items() if k != "xgb_params"
+}
 
 
 def _jsonable(value):

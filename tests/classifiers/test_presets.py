@@ -43,6 +43,14 @@ def test_params_override_defaults():
     assert not hasattr(make_classifier("random_forest"), "steps")
 
 
+def test_xgboost_preset_defaults_are_the_documented_ones():
+    # The values make_classifier's docstring promises (independent of where the code keeps them).
+    params = make_classifier("xgboost").get_params()
+    expected = dict(n_estimators=200, learning_rate=0.1, max_depth=4, subsample=0.8, colsample_bytree=0.5,
+                    class_weight="balanced", device="auto", random_state=0, n_jobs=None, xgb_params=None)
+    assert {k: params[k] for k in expected} == expected
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_binary_scores_rank_held_out_samples(name, rng):
     X, y = _blobs(rng, 60, 2)
