@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .compare import _fmt_ci
 from .roc import ROCReport, _json_value, write_text_atomic
 
 __all__ = ["Report", "ReportPaths"]
@@ -115,19 +116,14 @@ def _operating_points_frame(report):
     """Compact operating-point table: value (CI) strings per metric."""
     import pandas as pd
 
-    def ci(v, lo, hi):
-        if np.isfinite(lo) and np.isfinite(hi):
-            return f"{v:.3f} ({lo:.3f}–{hi:.3f})"
-        return f"{v:.3f}" if np.isfinite(v) else "–"
-
     rows = []
     for name, op in report.operating_points.items():
         rows.append(
             {"operating point": name, "threshold": f"{op.threshold:.4g}",
              "chosen": "fixed beforehand" if op.fixed else "on this data",
-             "sensitivity": ci(op.sensitivity, *op.ci["sensitivity"]),
-             "specificity": ci(op.specificity, *op.ci["specificity"]),
-             "PPV": ci(op.ppv, *op.ci["ppv"]), "NPV": ci(op.npv, *op.ci["npv"]),
+             "sensitivity": _fmt_ci(op.sensitivity, *op.ci["sensitivity"]),
+             "specificity": _fmt_ci(op.specificity, *op.ci["specificity"]),
+             "PPV": _fmt_ci(op.ppv, *op.ci["ppv"]), "NPV": _fmt_ci(op.npv, *op.ci["npv"]),
              "TP/FP/TN/FN": f"{op.tp}/{op.fp}/{op.tn}/{op.fn}"}
         )
     return pd.DataFrame(rows).set_index("operating point")
