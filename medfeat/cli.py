@@ -326,6 +326,8 @@ def build_parser():
     p.add_argument("features_dir", help="directory of .h5 feature stores")
     p.add_argument("--annotations", default=None, help="directory of <slide>.xml/.geojson lesion annotations")
     p.add_argument("--labels", default=None, help="CSV with slide,label or slide,x,y,label")
+    # list_classifiers() spelt out: importing medfeat.classifiers loads scikit-learn (~1 s) on every
+    # command; tests/test_cli.py checks the two agree.
     p.add_argument("--classifier", default="xgboost",
                    choices=("knn", "linear_svm", "logreg", "random_forest", "rbf_svm", "xgboost"))
     p.add_argument("--cv", type=int, default=5, help="group-aware CV folds (default 5)")

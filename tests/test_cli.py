@@ -1,5 +1,6 @@
 """The `medfeat` command, run in subprocesses: help, one-line errors, extract -> train -> heatmap -> evaluate."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from medfeat.classifiers import list_classifiers
 from medfeat.cli import build_parser, main
 from medfeat.slides import annotations_to_geojson, read_annotations, write_synthetic_slide
 
@@ -149,3 +151,11 @@ def test_compare_on_a_tiny_image_folder(tmp_path):
     assert (tmp_path / "cmp" / "report.html").exists() and (tmp_path / "cmp" / "table.md").exists()
     rc, _, err = run("compare", "no_such_dir", "--out", "cmp2", cwd=tmp_path)
     assert_one_line_error(rc, err, "no_such_dir")
+
+
+def test_train_classifier_choices_are_the_presets():
+    # The CLI spells the names out (importing medfeat.classifiers pulls in scikit-learn and would slow
+    # `medfeat --help`), so this keeps them in step with make_classifier.
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    action = next(a for a in sub.choices["train"]._actions if a.dest == "classifier")
+    assert list(action.choices) == list_classifiers()
