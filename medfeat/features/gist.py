@@ -37,7 +37,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from .._checks import check_image
 from ._base import ImageTransformer
 
 __all__ = ["GIST", "gabor_transfer_functions", "gist_descriptor"]
@@ -453,4 +452,4 @@ def gist_descriptor(
         boundary_extension=boundary_extension,
         color=color,
     )
-    return est._transform_one(check_image(image))
+    return est._transform_one(image)

@@ -11,7 +11,6 @@ stacking the images along its angle axis.
 
 import numpy as np
 
-from .._checks import check_image
 from ._base import ImageTransformer
 
 __all__ = ["GLCMFeatures", "glcm_features"]
@@ -171,6 +170,4 @@ def glcm_features(
     >>> glcm_features(stripes, distances=(1,), angles=(0.0, np.pi / 2), levels=2, props=("contrast",))
     array([1., 0.], dtype=float32)
     """
-    return GLCMFeatures(distances=distances, angles=angles, levels=levels, props=props)._transform_one(
-        check_image(image)
-    )
+    return GLCMFeatures(distances=distances, angles=angles, levels=levels, props=props)._transform_one(image)
