@@ -12,7 +12,6 @@ scikit-learn has no AUC variance, and pROC is R only, hence this module.
 from collections import namedtuple
 
 import numpy as np
-from scipy import stats
 
 from ._validation import check_binary, check_confidence, check_scores
 
@@ -30,6 +29,8 @@ def _placements(y, scores):
 
     Returns aucs (k,), V10 (k, m) over positives and V01 (k, n_neg) over negatives.
     """
+    from scipy import stats  # imported here: scipy.stats takes ~1 s to import
+
     pos = y == 1
     x = scores[:, pos]
     z = scores[:, ~pos]
@@ -116,6 +117,8 @@ def delong_auc_ci(y_true, y_score, confidence=0.95, *, pos_label=None):
     >>> round(res.auc, 4), res.lo < res.auc < res.hi
     (0.8889, True)
     """
+    from scipy import stats
+
     confidence = check_confidence(confidence)
     aucs, cov = delong_covariance(y_true, y_score, pos_label=pos_label)
     auc, var = float(aucs[0]), float(cov[0, 0])
@@ -151,6 +154,8 @@ def delong_test(y_true, score_a, score_b, *, pos_label=None):
     >>> t.auc_a, round(t.auc_b, 4), 0 < t.p_value < 1
     (1.0, 0.6667, True)
     """
+    from scipy import stats
+
     y, a = check_binary(y_true, score_a, pos_label=pos_label, score_name="score_a")
     _, b = check_binary(y_true, score_b, pos_label=pos_label, score_name="score_b")
     aucs, cov = delong_covariance(y, np.vstack([a, b]))
