@@ -101,11 +101,15 @@ class _OpenSlideBackend:
         import openslide
 
         if not hasattr(openslide, "OpenSlideCache") or not hasattr(self.slide, "set_cache"):
+            return  # openslide-python < 1.3
+        try:
+            if self._cache is None:
+                cache = openslide.OpenSlideCache(_SHARED_CACHE_BYTES)
+                self.slide.set_cache(cache)
+                self._cache = cache
+            other.slide.set_cache(self._cache)
+        except openslide.OpenSlideError:  # OpenSlideVersionError: the C library is older than 4.0
             return
-        if self._cache is None:
-            self._cache = openslide.OpenSlideCache(_SHARED_CACHE_BYTES)
-            self.slide.set_cache(self._cache)
-        other.slide.set_cache(self._cache)
         other._cache = self._cache
 
     def read(self, level, x, y, w, h):
@@ -380,7 +384,8 @@ class SlideReader:
             clone._user_mpp = self._user_mpp
             return clone
         clone = SlideReader.open(self.path, mpp=self._user_mpp)
-        self._backend.share_cache_with(clone._backend)
+        if self._backend is not None:  # a closed reader can still be re-opened; it has no cache to share
+            self._backend.share_cache_with(clone._backend)
         return clone
 
     def close(self):

@@ -182,3 +182,28 @@ def test_pickle_and_reopen_give_independent_handles(planted_slide):
             other.close()
     with pytest.raises(ValueError, match="closed"):
         r.read_region((0, 0), (4, 4))
+
+
+def test_reopen_shares_the_tile_cache_and_survives_old_openslide_and_close(planted_slide, monkeypatch):
+    import openslide
+
+    with SlideReader.open(planted_slide) as r:
+        region = r.read_region((200, 100), (64, 48), mpp=0.6)
+        clones = [r.reopen(), r.reopen()]
+        if hasattr(openslide, "OpenSlideCache"):  # openslide-python >= 1.3 with OpenSlide >= 4.0
+            assert r._backend._cache is not None
+            assert all(c._backend._cache is r._backend._cache for c in clones)
+        for c in clones:
+            assert np.array_equal(c.read_region((200, 100), (64, 48), mpp=0.6), region)
+            c.close()
+
+    # an OpenSlide C library older than 4.0 cannot share caches: each handle keeps its own
+    def too_old(capacity):
+        raise openslide.OpenSlideVersionError("4.0.0")
+
+    monkeypatch.setattr(openslide, "OpenSlideCache", too_old, raising=False)
+    with SlideReader.open(planted_slide) as r, r.reopen() as clone:
+        assert np.array_equal(clone.read_region((200, 100), (64, 48), mpp=0.6), region)
+    # a closed reader still re-opens its slide
+    with r.reopen() as again:
+        assert np.array_equal(again.read_region((200, 100), (64, 48), mpp=0.6), region)
