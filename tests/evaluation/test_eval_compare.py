@@ -87,7 +87,10 @@ def test_multiclass_against_sklearn():
     lo, hi = res.macro_ci
     assert lo <= res.macro_auc <= hi and hi - lo < 0.1
     assert "macro" in res.to_frame().index
-    json.loads(res.to_json())
+    d = json.loads(res.to_json())
+    assert d["macro_auc"] == pytest.approx(roc_auc_score(y, proba, multi_class="ovr", average="macro"))
+    assert [r["class"] for r in d["per_class"]] == ["barolo", "grignolino", "barbera"]
+    assert d["per_class"][1]["n_positive"] == np.sum(y == 1)
     with pytest.raises(ValueError, match="3 columns but there are 2 classes"):
         multiclass_roc(names, proba, classes=["barolo", "grignolino"])
     with pytest.raises(ValueError, match="y_score contains"):
