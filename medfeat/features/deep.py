@@ -33,6 +33,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from medfeat._checks import check_image, check_image_batch
 
+from ._base import _stack_if_same_shape
+
 __all__ = ["DeepFeatures", "ImageNetPrediction", "predict_imagenet"]
 
 _POOLS = ("avg", "max", "avgmax", "gem", "flatten")
@@ -267,10 +269,7 @@ def _staged(batches, device, pin):
 
 def _as_batch(X, name="X"):
     """Checked batch: a uint8 NHWC array, or a list of HWC arrays stacked when they share a shape."""
-    X = check_image_batch(X, name=name)
-    if isinstance(X, list) and len({im.shape for im in X}) == 1:
-        X = np.stack(X)
-    return X
+    return _stack_if_same_shape(check_image_batch(X, name=name))
 
 
 class DeepFeatures(TransformerMixin, BaseEstimator):
