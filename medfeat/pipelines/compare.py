@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..classifiers import make_classifier
+from ._io import write_atomic
 from .patch import cross_validate_groups, macro_ovr_auc
 
 __all__ = [
@@ -132,10 +133,8 @@ def _cached_features(name, transformer, images, paths, out, progress):
     X = np.asarray(transformer.fit(images).transform(images), dtype=np.float32)
     seconds = time.perf_counter() - t0
     names = [str(s) for s in transformer.get_feature_names_out()]
-    tmp = out / f"features_{name}.npz.tmp"
-    with open(tmp, "wb") as fh:  # a file handle: np.savez would append ".npz" to a str name
-        np.savez(fh, X=X, names=np.asarray(names, dtype=str), fingerprint=np.asarray(fp))
-    os.replace(tmp, cache)
+    # a file handle: np.savez would append ".npz" to a str name
+    write_atomic(cache, lambda fh: np.savez(fh, X=X, names=np.asarray(names, dtype=str), fingerprint=np.asarray(fp)))
     return X, names, seconds, False
 
 
@@ -334,9 +333,7 @@ def _markdown(table):
 
 
 def _write_atomic(path, text):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 # -- main entry point -------------------------------------------------------------------------------

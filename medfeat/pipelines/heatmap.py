@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._io import write_atomic
+
 __all__ = ["Heatmap", "SlideHeatmap", "heatmap_from_features", "positive_scores"]
 
 
@@ -167,12 +169,7 @@ class Heatmap:
         -------
         pathlib.Path
         """
-        path = Path(path)
-        tmp = path.with_name(path.name + ".partial")
-        with open(tmp, "wb") as fh:
-            np.save(fh, self.to_array())
-        os.replace(tmp, path)
-        return path
+        return write_atomic(path, lambda fh: np.save(fh, self.to_array()), suffix=".partial")
 
     def polygons(self, threshold=0.5):
         """Level-0 shapely polygons of the union of cells with score >= ``threshold``.
@@ -289,11 +286,9 @@ class Heatmap:
                      f"{' (8-fold TTA)' if self.tta else ''}, {self.mpp:g} mpp", fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04,
                      label="probability" if self.kind == "probability" else "decision value")
-        path = Path(path)
-        tmp = path.with_name(path.stem + ".partial" + path.suffix)
-        fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.1)
-        os.replace(tmp, path)
-        return path
+        return write_atomic(
+            path, lambda fh: fig.savefig(fh, format="png", bbox_inches="tight", pad_inches=0.1), suffix=".partial"
+        )
 
     def _thumbnail(self, max_size):
         from medfeat.slides import SlideReader

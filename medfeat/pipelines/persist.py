@@ -11,10 +11,11 @@ scikit-learn's / NumPy's safe set and medfeat's own estimators unless the caller
 import datetime
 import io
 import json
-import os
 import zipfile
 from pathlib import Path
 from typing import NamedTuple
+
+from ._io import write_atomic
 
 __all__ = [
     "DEFAULT_TRUSTED_TYPES",
@@ -170,10 +171,7 @@ def save_model(pipeline, path, metadata=None):
     if path.is_dir():
         raise ValueError(f"path {str(path)!r} is a directory; expected a file name such as model.skops.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, lambda fh: fh.write(data))
 
 
 def _is_medfeat_estimator(type_name):

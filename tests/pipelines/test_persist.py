@@ -99,3 +99,15 @@ def test_deep_pipeline_round_trip_holds_no_torch_object(tmp_path, rng):
     loaded, meta = load_model(path)
     np.testing.assert_array_equal(decision_scores(loaded, X), decision_scores(pipe, X))
     assert meta["pipeline"]["features"]["params"]["layers"] == "blocks.1"
+
+
+def test_failed_atomic_write_leaves_no_file(tmp_path):
+    from medfeat.pipelines._io import write_atomic
+
+    def half_then_fail(fh):
+        fh.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_atomic(tmp_path / "model.skops", half_then_fail)
+    assert list(tmp_path.iterdir()) == []
