@@ -144,17 +144,17 @@ def tissue_mask(reader, method="otsu", mpp=8.0, min_object_um2=2000.0, fill_hole
 
     if method not in ("otsu", "gray"):
         raise ValueError(f"method must be 'otsu' or 'gray', got {method!r}.")
+    # The thumbnail covers level-0 [0, w * ds) x [0, h * ds), as TissueMask's downsample states.
     if reader.has_mpp and max_size is None:
         ds = reader.thumbnail_downsample(mpp=mpp)
         mask_mpp = float(mpp)
+        rgb = reader.thumbnail(mpp=mpp)
     else:
         if max_size is None:
             _ = reader.mpp  # raises MissingMPPError naming the file and the mpp= override
         ds = reader.thumbnail_downsample(max_size=max_size)
         mask_mpp = float(ds[0] * reader.mpp[0]) if reader.has_mpp else None
-    W, H = reader.dimensions
-    size = (max(1, int(np.ceil(W / ds[0] - 1e-9))), max(1, int(np.ceil(H / ds[1] - 1e-9))))
-    rgb = reader.read_region_downsample((0, 0), size, ds)
+        rgb = reader.thumbnail(max_size=max_size)
     if method == "gray":
         grey = rgb.astype(np.float32).mean(axis=2) / 255.0
         mask = grey <= 0.8
