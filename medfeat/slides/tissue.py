@@ -6,7 +6,7 @@ Two methods:
   ``-log(I / 255)`` summed over RGB; H&E tissue is both coloured and absorbing, glass background is
   neither. The optical-density cut is Otsu's only while Otsu stays below a pale-tissue level
   (``_OD_PALE_TISSUE``): dark lesions give optical density a heavy tail, and Otsu would then split dark
-  tissue from pale tissue instead of tissue from glass. Holes are filled and objects smaller than ``min_object_um2`` removed (scikit-image).
+  tissue from pale tissue instead of tissue from glass. Holes are filled and objects smaller than ``min_object_um2`` removed (scipy).
 - ``"gray"``: Liu et al. 2017 (CAMELYON16): background where the grey level exceeds 0.8 (of 1).
 """
 
@@ -75,7 +75,7 @@ class TissueMask:
         return cls(mask=mask, mpp=mpp, downsample=ds)
 
 
-# Summed RGB optical density of pale eosin / adipose-edge tissue, e.g. RGB (235, 215, 230) gives 0.28;
+# Summed RGB optical density of pale eosin / adipose-edge tissue, e.g. RGB (240, 220, 235) gives 0.29;
 # clean glass (245, 245, 245) gives 0.12.
 _OD_PALE_TISSUE = 0.25
 
@@ -116,7 +116,7 @@ def tissue_mask(reader, method="otsu", mpp=8.0, min_object_um2=2000.0, fill_hole
         Mask resolution in microns per pixel (ignored when the slide's mpp is unknown and
         ``max_size`` is given).
     min_object_um2 : float
-        Connected tissue components (and holes, when filling) smaller than this area are dropped.
+        Connected tissue components smaller than this area are dropped.
     fill_holes : bool
         Fill holes (lumens, fat) enclosed by tissue, whatever their size (scipy ``binary_fill_holes``).
     max_size : int, optional
