@@ -433,9 +433,7 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         return (int(size[0]), int(size[1]))
 
     def _layer_map(self, backbone):
-        if isinstance(self.layers, dict):
-            if not self.layers or not all(isinstance(k, str) and k for k in self.layers):
-                raise ValueError(f"layers as a dict must map non-empty alias strings to layer names, got {self.layers!r}.")
+        if isinstance(self.layers, dict):  # aliases checked in _validate_params
             names = backbone.resolve_layers(tuple(self.layers.values()))
             return dict(zip(self.layers.keys(), names))
         names = backbone.resolve_layers(self.layers)
