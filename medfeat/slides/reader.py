@@ -60,13 +60,9 @@ class _ArrayBackend:
         self.properties = {}
 
     def read(self, level, x, y, w, h):
-        # Level-``level`` pixel box; this backend has only level 0.
-        out = np.full((h, w, 3), 255, np.uint8)
-        H, W = self.image.shape[:2]
-        x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
-        if x1 > x0 and y1 > y0:
-            out[y0 - y : y1 - y, x0 - x : x1 - x] = self.image[y0:y1, x0:x1]
-        return out
+        # Level-0 box inside the image (SlideReader._backend_read clips and pads); a copy, so what callers
+        # get never aliases the slide (or the caller's own array).
+        return self.image[y : y + h, x : x + w].copy()
 
     def close(self):
         self.image = None

@@ -126,6 +126,8 @@ def test_tissue_like_patch_from_array_reader():
     assert r.dimensions == (100, 50) and r.path is None and r.vendor == "array"
     out = r.read_region((10, 0), (4, 2))
     assert np.array_equal(out[..., 0], grey[:2, 10:14]) and np.array_equal(out[..., 1], out[..., 2])
+    out[:] = 7  # reads are copies: writing into one leaves the slide as it was
+    assert np.array_equal(r.read_region((10, 0), (4, 2))[..., 0], grey[:2, 10:14])
     # downsample 2 of a linear ramp: mean of pairs
     half = r.read_region((0, 0), (50, 25), mpp=2.0)
     assert np.abs(half[10, 5:45, 0].astype(int) - (np.arange(5, 45) * 4 + 1)).max() <= 1
