@@ -3,6 +3,7 @@
 import numpy as np
 from sklearn.base import clone
 
+from .._checks import check_image_batch
 from ._base import ImageTransformer
 from .color import ColorFeatures
 from .gist import GIST
@@ -75,10 +76,6 @@ class HandcraftedFeatures(ImageTransformer):
             raise ValueError("HandcraftedFeatures needs at least one of lbp, gist, color, glcm.")
         return out
 
-    def _check_params(self):
-        for _, est in self._families():
-            est._check_params()
-
     def fit(self, X, y=None):
         """Validate the images and the families, fit each family and record the feature names.
 
@@ -91,15 +88,12 @@ class HandcraftedFeatures(ImageTransformer):
         -------
         self
         """
-        super().fit(X)
+        X = check_image_batch(X)  # converted once; the families re-check uint8 input without copying
         self.transformers_ = [(name, est.fit(X)) for name, est in self._families()]
         names = [f"{name}__{f}" for name, est in self.transformers_ for f in est.get_feature_names_out()]
         self.feature_names_ = np.asarray(names, dtype=object)
         self.n_features_out_ = len(names)
         return self
-
-    def _make_feature_names(self):
-        return []  # filled in by fit once the families are fitted
 
     def _transform_chunk(self, images):
         return np.concatenate([est._transform_chunk(images) for _, est in self.transformers_], axis=1)
