@@ -1,7 +1,7 @@
 """Shared base class of the image-batch transformers in :mod:`medfeat.features`.
 
-A feature family is written as a function of one chunk of images (``_transform_chunk``) plus the
-list of its feature names; the base class does the rest of the scikit-learn contract: input
+A feature family is written as a function of a stack of same-sized images (``_transform_stack``)
+plus the list of its feature names; the base class does the rest of the scikit-learn contract: input
 validation through :func:`medfeat._checks.check_image_batch`, chunking the batch so that the
 per-call overhead of joblib (and of the vectorised NumPy kernels) is amortised, ``n_jobs``
 parallelism, float32 2-D output, ``get_feature_names_out`` and tags telling scikit-learn that the
@@ -50,9 +50,10 @@ class ImageTransformer(TransformerMixin, BaseEstimator):
     """Base class: a feature family computed image by image on an NHWC batch (or a list of images).
 
     Subclasses implement ``_check_params()`` (validate hyper-parameters, return nothing),
-    ``_make_feature_names()`` (list of str) and ``_transform_chunk(images)``, where ``images``
-    is a checked uint8 NHWC array or a list of ``H x W x C`` uint8 arrays of different sizes and
-    the result is a float array of shape ``(len(images), n_features)``.
+    ``_make_feature_names()`` (list of str) and ``_transform_stack(images)``, where ``images``
+    is a checked uint8 NHWC array and the result is a float array of shape
+    ``(len(images), n_features)``. Chunks of images of different sizes are passed to it one
+    image at a time.
 
     Subclasses must define ``n_jobs`` as a constructor parameter.
     """
@@ -70,8 +71,14 @@ class ImageTransformer(TransformerMixin, BaseEstimator):
     def _make_feature_names(self):  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def _transform_chunk(self, images):  # pragma: no cover - overridden
+    def _transform_stack(self, images):  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def _transform_chunk(self, images):
+        """Features of a chunk: an NHWC array at once, a list of different-sized images one by one."""
+        if isinstance(images, np.ndarray):
+            return self._transform_stack(images)
+        return np.concatenate([self._transform_stack(im[None]) for im in images], axis=0)
 
     # -- scikit-learn API -------------------------------------------------------------------
     def fit(self, X, y=None):
@@ -131,7 +138,7 @@ class ImageTransformer(TransformerMixin, BaseEstimator):
     def _transform_one(self, image):
         """Features of one image (used by the function forms), as a 1-D float32 array."""
         self._check_params()
-        return np.asarray(self._transform_chunk(check_image(image)[None]), dtype=np.float32)[0]
+        return np.asarray(self._transform_stack(check_image(image)[None]), dtype=np.float32)[0]
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output features.

@@ -137,11 +137,8 @@ class ColorFeatures(ImageTransformer):
                 names += [f"{key}_{ch}_hist{k:0{width}d}" for k in range(bins)]
         return names
 
-    def _transform_chunk(self, images):
-        bins = _check_bins(self.bins)
-        if isinstance(images, np.ndarray):
-            return _color_stack(images, bins)
-        return np.concatenate([_color_stack(im[None], bins) for im in images], axis=0)
+    def _transform_stack(self, images):
+        return _color_stack(images, _check_bins(self.bins))
 
 
 def color_features(image, bins=16):

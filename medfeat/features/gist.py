@@ -407,12 +407,8 @@ class GIST(ImageTransformer):
             return [f"{ch}_{name}" for ch in "RGB" for name in names]
         return names
 
-    def _transform_chunk(self, images):
-        params = self._params()
-        color = bool(self.color)
-        if isinstance(images, np.ndarray):
-            return _gist_stack(images, params, color)
-        return np.concatenate([_gist_stack(im[None], params, color) for im in images], axis=0)
+    def _transform_stack(self, images):
+        return _gist_stack(images, self._params(), bool(self.color))
 
 
 def gist_descriptor(

@@ -136,11 +136,8 @@ class GLCMFeatures(ImageTransformer):
         dists, angs, _, props = self._params()
         return [f"{p}_d{d}_{_angle_name(a)}" for p in props for d in dists for a in angs]
 
-    def _transform_chunk(self, images):
-        params = self._params()
-        if isinstance(images, np.ndarray):
-            return _glcm_stack(images, params)
-        return np.concatenate([_glcm_stack(im[None], params) for im in images], axis=0)
+    def _transform_stack(self, images):
+        return _glcm_stack(images, self._params())
 
 
 def glcm_features(

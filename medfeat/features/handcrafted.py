@@ -95,5 +95,5 @@ class HandcraftedFeatures(ImageTransformer):
         self.n_features_out_ = len(names)
         return self
 
-    def _transform_chunk(self, images):
-        return np.concatenate([est._transform_chunk(images) for _, est in self.transformers_], axis=1)
+    def _transform_stack(self, images):
+        return np.concatenate([est._transform_stack(images) for _, est in self.transformers_], axis=1)

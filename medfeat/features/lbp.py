@@ -256,11 +256,8 @@ class LBPHistogram(ImageTransformer):
             for k in range(_n_bins(P, self.method))
         ]
 
-    def _transform_chunk(self, images):
-        pairs = _check_lbp_params(self.radii_points, self.method)
-        if isinstance(images, np.ndarray):
-            return _histograms(images, pairs, self.method)
-        return np.concatenate([_histograms(im[None], pairs, self.method) for im in images], axis=0)
+    def _transform_stack(self, images):
+        return _histograms(images, _check_lbp_params(self.radii_points, self.method), self.method)
 
 
 def lbp_histogram(image, radii_points=((8, 1), (16, 2), (24, 3)), method="uniform"):
