@@ -101,6 +101,19 @@ def test_images_of_different_sizes(X):
         np.testing.assert_array_equal(row, lbp_histogram(im, ((8, 1),)))
 
 
+@pytest.mark.parametrize("est", ESTIMATORS, ids=IDS)
+def test_list_of_different_sizes_equals_one_image_batches(est, X):
+    # a list of mixed sizes (and channels) is computed image by image; each row must be that
+    # image's features as a batch of one, in order, also when chunks hold several sizes
+    images = [X[0], X[1, :30, :20], X[2, :, :, :1], X[3, 5:, 3:]]
+    fitted = clone(est).fit(images)
+    fitted._chunk_size = 3
+    F = fitted.transform(images)
+    assert F.shape == (len(images), fitted.n_features_out_)
+    for im, row in zip(images, F):
+        np.testing.assert_array_equal(row, fitted.transform(im[None])[0])
+
+
 def test_function_forms_equal_transformer_rows(X):
     pairs = [
         (lbp_histogram(X[1]), LBPHistogram()),
