@@ -33,6 +33,17 @@ def _one_blas_thread():
     return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
+def _grey_uint8(images):
+    """Grey level of uint8 (N, H, W, C) images as uint8 (N, H, W): the channel mean, rounded.
+
+    Rounded half to even (``np.round``), so that integer-based features (LBP codes, GLCM levels)
+    see the same grey image.
+    """
+    if images.shape[-1] == 1:
+        return images[..., 0]
+    return np.round(images.astype(np.float64).mean(axis=-1)).astype(np.uint8)
+
+
 def _chunks(X, size):
     return [X[i : i + size] for i in range(0, len(X), size)]
 

@@ -11,7 +11,7 @@ stacking the images along its angle axis.
 
 import numpy as np
 
-from ._base import ImageTransformer
+from ._base import ImageTransformer, _grey_uint8
 
 __all__ = ["GLCMFeatures", "glcm_features"]
 
@@ -38,11 +38,7 @@ def _check_glcm_params(distances, angles, levels, props):
 
 
 def _quantise(images, levels):
-    if images.shape[-1] == 1:
-        grey = images[..., 0]
-    else:
-        grey = np.round(images.astype(np.float64).mean(axis=-1)).astype(np.uint8)
-    return ((grey.astype(np.uint16) * levels) // 256).astype(np.uint8)
+    return ((_grey_uint8(images).astype(np.uint16) * levels) // 256).astype(np.uint8)
 
 
 def _cooccurrence(q, dists, angs, levels):

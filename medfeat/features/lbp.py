@@ -15,7 +15,7 @@ weights are 1 and 0). The test suite checks equality with skimage on random and 
 import numpy as np
 
 from .._checks import check_image
-from ._base import ImageTransformer
+from ._base import ImageTransformer, _grey_uint8
 
 __all__ = ["LBPHistogram", "lbp_codes", "lbp_histogram"]
 
@@ -149,15 +149,13 @@ def _codes_from_bits(bits, method):
     return np.where(uniform, codes, P * (P - 1) + 2)
 
 
-def _grey_uint8(images):
+def _grey(images):
     """Grey level of uint8 N x H x W x C images, as float64 values of the uint8 image.
 
-    The mean of the channels is rounded to uint8 explicitly (round half to even, as ``np.round``),
-    because skimage's LBP is meant for integer images and gives different codes on floats.
+    The mean of the channels is rounded to uint8 explicitly, because skimage's LBP is meant for
+    integer images and gives different codes on floats.
     """
-    if images.shape[-1] == 1:
-        return images[..., 0].astype(np.double)
-    return np.round(images.astype(np.double).mean(axis=-1)).astype(np.uint8).astype(np.double)
+    return _grey_uint8(images).astype(np.double)
 
 
 def _lbp_codes_stack(grey, P, R, method):
@@ -190,12 +188,12 @@ def lbp_codes(image, P=8, R=1.0, method="uniform"):
     8
     """
     (P, R), = _check_lbp_params([(P, R)], method)
-    grey = _grey_uint8(check_image(image)[None])
+    grey = _grey(check_image(image)[None])
     return _lbp_codes_stack(grey, P, R, method)[0]
 
 
 def _histograms(images, pairs, method):
-    grey = _grey_uint8(images)
+    grey = _grey(images)
     n, h, w = grey.shape
     out = []
     for P, R in pairs:
