@@ -210,7 +210,7 @@ def main(argv=None):
         "load_after": [round(v, 2) for v in os.getloadavg()],
         "gpu": "none measured: no GPU was available to this run (CUDA not present)."
         if not torch.cuda.is_available() else "CUDA present but this script measures the CPU only.",
-        "note": "Other engineers were running jobs on the same machine during this run.",
+        "note": "The 2 cores may be shared with other jobs: see load_before and load_after.",
         "results": results,
     }
     args.out.mkdir(parents=True, exist_ok=True)
