@@ -204,12 +204,15 @@ def main(argv=None):
     write_results(args.out, meta, rows)
 
 
+def write_atomic(path, text):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def write_results(out_dir, meta, rows):
     out_dir.mkdir(parents=True, exist_ok=True)
-    payload = {"meta": meta, "results": rows}
-    tmp = out_dir / "handcrafted.json.tmp"
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    tmp.replace(out_dir / "handcrafted.json")
+    write_atomic(out_dir / "handcrafted.json", json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
     lines = [
         "# Handcrafted features throughput (patches/s)",
         "",
@@ -234,9 +237,7 @@ def write_results(out_dir, meta, rows):
             f" | {r['max_abs_diff_vs_baseline']:.1e} |"
         )
     lines += ["", "Baselines:"] + sorted({f"- {r['family']}: {r['baseline']}" for r in rows}) + [""]
-    tmp = out_dir / "handcrafted.md.tmp"
-    tmp.write_text("\n".join(lines))
-    tmp.replace(out_dir / "handcrafted.md")
+    write_atomic(out_dir / "handcrafted.md", "\n".join(lines))
 
 
 if __name__ == "__main__":
