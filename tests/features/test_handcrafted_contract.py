@@ -73,9 +73,10 @@ def test_project_checks(est, X):
     par = clone(est).set_params(n_jobs=2)
     par._chunk_size = 2
     np.testing.assert_array_equal(par.fit(X).transform(X), F)
-    # grey images are accepted
+    # grey images are accepted and treated as R = G = B
     G = est.transform(X[..., :1])
     assert G.shape == F.shape
+    np.testing.assert_array_equal(G, est.transform(np.repeat(X[..., :1], 3, axis=3)))
 
 
 @pytest.mark.parametrize("est", ESTIMATORS, ids=IDS)
