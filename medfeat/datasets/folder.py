@@ -108,6 +108,25 @@ def _read_image(path, size):
         raise ValueError(f"cannot read image file {path}: {exc}") from exc
 
 
+def _read_manifest(root, manifest):
+    """(frame, where) of the manifest to use, or (None, default path) when there is none."""
+    import pandas as pd
+
+    if manifest is None:
+        where = root / "manifest.csv"
+        if not where.is_file():
+            return None, where
+        return pd.read_csv(where, dtype=str, keep_default_na=False), where
+    if isinstance(manifest, pd.DataFrame):
+        return manifest.astype(str), "the manifest DataFrame"
+    where = Path(manifest)
+    if not where.is_file():
+        raise ValueError(
+            f"manifest {str(manifest)!r} is not a file; expected a CSV with relative_path and label columns."
+        )
+    return pd.read_csv(where, dtype=str, keep_default_na=False), where
+
+
 def _scan(root, extensions):
     rows = []
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -118,7 +137,8 @@ def _scan(root, extensions):
     return rows
 
 
-def load_image_folder(path, size=None, group_column="auto", *, extensions=IMAGE_EXTENSIONS, progress=False):
+def load_image_folder(path, size=None, group_column="auto", *, extensions=IMAGE_EXTENSIONS, manifest=None,
+                      progress=False):
     """Load a folder of class sub-folders (``root/<class>/<image>``) with labels and CV groups.
 
     Every image is returned as 8-bit RGB: grey images are copied into 3 channels (grey features take
@@ -144,6 +164,9 @@ def load_image_folder(path, size=None, group_column="auto", *, extensions=IMAGE_
         cross-validation will not be group-aware.
     extensions : tuple of str
         File suffixes (lower case) read when there is no manifest.
+    manifest : str, Path or pandas.DataFrame, optional
+        Use this manifest (same columns as ``manifest.csv``, paths relative to ``path``) instead of
+        ``path/manifest.csv``; e.g. a subset of the images, or a folder you may not write into.
     progress : bool, default=False
         Show a tqdm bar while reading.
 
@@ -177,12 +200,9 @@ def load_image_folder(path, size=None, group_column="auto", *, extensions=IMAGE_
             f"group_column must be 'auto', a column name, a callable or None, got {group_column!r}."
         )
 
-    manifest = root / "manifest.csv"
+    frame, manifest = _read_manifest(root, manifest)
     used_column = None
-    if manifest.is_file():
-        import pandas as pd
-
-        frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    if frame is not None:
         missing = {"relative_path", "label"} - set(frame.columns)
         if missing:
             raise ValueError(
