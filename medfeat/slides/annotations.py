@@ -52,38 +52,66 @@ class Annotation:
         self.holes = [_ring(h, "hole") for h in self.holes]
 
 
+# Level-0 coordinates beyond this are not pixels of any slide (and overflow int32 rasterisers): a
+# corrupt or hostile file, not an annotation.
+_MAX_COORD = float(2**31)
+
+
 def _ring(points, what):
-    arr = np.asarray(points, dtype=np.float64)
+    try:
+        arr = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be a (K, 2) array of level-0 (x, y) numbers: {exc}") from None
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError(f"{what} must be a (K, 2) array of level-0 (x, y), got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what} has NaN or infinite coordinates; expected finite level-0 (x, y) pixels.")
+    if arr.size and float(np.abs(arr).max()) > _MAX_COORD:
+        raise ValueError(
+            f"{what} has a coordinate of {float(np.abs(arr).max()):.3g}; level-0 pixel coordinates beyond "
+            f"+-{_MAX_COORD:.3g} are not on any slide."
+        )
     if len(arr) > 1 and np.array_equal(arr[0], arr[-1]):
         arr = arr[:-1]
     return arr
 
 
 def _read_asap(path):
+    # defusedxml refuses entity declarations (billion laughs, external entities) whatever the expat
+    # version; expat itself decodes UTF-8 with or without a BOM and UTF-16 with a BOM.
     import xml.etree.ElementTree as ET
 
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import parse
+
     try:
-        root = ET.parse(path).getroot()
+        root = parse(os.fspath(path)).getroot()
     except ET.ParseError as exc:
         raise ValueError(f"{str(path)!r} is not valid XML: {exc}") from exc
+    except DefusedXmlException as exc:
+        raise ValueError(f"{str(path)!r}: refusing XML with entity or DTD declarations ({exc}).") from exc
     out = []
     skipped = 0
-    for ann in root.iter("Annotation"):
+    for i, ann in enumerate(root.iter("Annotation")):
+        where = f"{str(path)!r}: annotation {i} ({ann.get('Name')!r})"
         kind = ann.get("Type", "Polygon")
         coords = []
         for c in ann.iter("Coordinate"):
             try:
                 coords.append((float(c.get("Order", len(coords))), float(c.get("X")), float(c.get("Y"))))
             except (TypeError, ValueError):
-                raise ValueError(f"{str(path)!r}: a Coordinate of annotation {ann.get('Name')!r} lacks X/Y numbers.") from None
+                raise ValueError(f"{where}: a Coordinate lacks X/Y numbers.") from None
         if kind not in ("Polygon", "Spline", "Rectangle") or len(coords) < 3:
             skipped += 1
             continue
+        if not all(np.isfinite(o) for o, _, _ in coords):
+            raise ValueError(f"{where}: a Coordinate has a NaN or infinite Order.")
         coords.sort(key=lambda c: c[0])
-        pts = np.array([(x, y) for _, x, y in coords])
-        out.append(Annotation(pts, label=ann.get("PartOfGroup", "") or "", name=ann.get("Name", "") or ""))
+        try:
+            out.append(Annotation(np.array([(x, y) for _, x, y in coords]), label=ann.get("PartOfGroup", "") or "",
+                                  name=ann.get("Name", "") or ""))
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
     if root.tag != "ASAP_Annotations" and not out:
         raise ValueError(f"{str(path)!r} is XML but not ASAP/CAMELYON16 annotations (root <{root.tag}>).")
     if skipped:
@@ -98,7 +126,10 @@ def _geojson_features(data, path):
     if isinstance(data, dict):
         kind = data.get("type")
         if kind == "FeatureCollection":
-            return data.get("features", [])
+            features = data.get("features", [])
+            if not isinstance(features, list):
+                raise ValueError(f"{str(path)!r}: 'features' must be a list, got {type(features).__name__}.")
+            return features
         if kind == "Feature":
             return [data]
         if kind in ("Polygon", "MultiPolygon"):
@@ -106,37 +137,85 @@ def _geojson_features(data, path):
     raise ValueError(f"{str(path)!r} is not GeoJSON: expected a FeatureCollection, a Feature or a list of features.")
 
 
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _geojson_ring(ring, where):
+    """A GeoJSON linear ring (list of [x, y] or [x, y, z] positions) as a (K, 2) float array."""
+    if not isinstance(ring, list):
+        raise ValueError(f"{where} must be a list of [x, y] positions, got {type(ring).__name__}.")
+    pts = []
+    for j, pos in enumerate(ring):
+        if not isinstance(pos, list) or len(pos) not in (2, 3) or not all(_is_number(v) for v in pos):
+            raise ValueError(f"{where}, position {j}: expected [x, y] numbers, got {str(pos)[:60]}.")
+        pts.append(pos[:2])
+    return _ring(pts, where)
+
+
 def _read_geojson(path):
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except json.JSONDecodeError as exc:
+        # bytes, so json detects UTF-8 (with or without BOM), UTF-16 and UTF-32 itself
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise ValueError(f"{str(path)!r} is JSON nested too deeply to be GeoJSON.") from None
     out = []
     skipped = 0
     for i, feat in enumerate(_geojson_features(data, path)):
-        geom = (feat or {}).get("geometry") or {}
-        props = (feat or {}).get("properties") or {}
+        where = f"{str(path)!r}: feature {i}"
+        if feat is None:
+            skipped += 1
+            continue
+        if not isinstance(feat, dict):
+            raise ValueError(f"{where} must be a GeoJSON Feature object, got {type(feat).__name__}.")
+        geom = feat.get("geometry") or {}
+        props = feat.get("properties") or {}
+        if not isinstance(geom, dict):
+            raise ValueError(f"{where}: 'geometry' must be an object, got {type(geom).__name__}.")
+        if not isinstance(props, dict):
+            raise ValueError(f"{where}: 'properties' must be an object, got {type(props).__name__}.")
         cls = props.get("classification") or {}
-        label = cls.get("name", "") if isinstance(cls, dict) else str(cls)
+        label = cls.get("name", "") if isinstance(cls, dict) else cls
+        label = "" if label is None else str(label)
         name = props.get("name") or feat.get("id") or ""
         kind = geom.get("type")
+        coords = geom.get("coordinates", [])
         if kind == "Polygon":
-            polys = [geom.get("coordinates", [])]
+            polys = [coords]
         elif kind == "MultiPolygon":
-            polys = geom.get("coordinates", [])
+            if not isinstance(coords, list):
+                raise ValueError(f"{where}: MultiPolygon coordinates must be a list of polygons.")
+            polys = coords
         else:
             skipped += 1
             continue
-        for rings in polys:
-            if not rings or len(rings[0]) < 3:
-                raise ValueError(f"{str(path)!r}: feature {i} has a polygon without an exterior ring of >= 3 points.")
-            out.append(Annotation(np.asarray(rings[0], float)[:, :2], label=label or "", name=str(name),
-                                  holes=[np.asarray(r, float)[:, :2] for r in rings[1:]]))
+        for k, rings in enumerate(polys):
+            part = where if kind == "Polygon" else f"{where}, polygon {k}"
+            if not isinstance(rings, list) or not rings or not isinstance(rings[0], list) or len(rings[0]) < 3:
+                raise ValueError(f"{part} has a polygon without an exterior ring of >= 3 points.")
+            exterior = _geojson_ring(rings[0], f"{part}, exterior ring")
+            holes = [_geojson_ring(r, f"{part}, hole {h}") for h, r in enumerate(rings[1:])]
+            out.append(Annotation(exterior, label=label, name=str(name), holes=holes))
     if skipped:
         warnings.warn(f"{str(path)!r}: skipped {skipped} non-polygon features (points, lines).", UserWarning,
                       stacklevel=3)
     return out
+
+
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff", b"\xff\xfe", b"\xfe\xff")
+
+
+def _sniff(head):
+    """First non-blank character of a file's start, through a BOM and UTF-16/32 (with or without BOM)."""
+    for bom in _BOMS:
+        if head.startswith(bom):
+            head = head[len(bom):]
+            break
+    # UTF-16/32 without BOM (or after it): ASCII characters interleaved with NUL bytes
+    return head.replace(b"\x00", b"").lstrip()[:1]
 
 
 def read_annotations(path):
@@ -165,12 +244,13 @@ def read_annotations(path):
     if not path.is_file():
         raise FileNotFoundError(f"annotation file {str(path)!r} does not exist.")
     with open(path, "rb") as fh:
-        head = fh.read(512).lstrip()
-    if head.startswith(b"<"):
+        head = fh.read(512)
+    first = _sniff(head)
+    if first == b"<":
         return _read_asap(path)
-    if head[:1] in (b"{", b"["):
+    if first in (b"{", b"["):
         return _read_geojson(path)
-    raise ValueError(f"{str(path)!r} is neither ASAP XML nor GeoJSON (it starts with {head[:20]!r}).")
+    raise ValueError(f"{str(path)!r} is neither ASAP XML nor GeoJSON (it starts with {head.lstrip()[:20]!r}).")
 
 
 def annotations_to_geojson(annotations, path=None, *, colors=None):
