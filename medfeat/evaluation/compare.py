@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import check_binary, check_labels
-from .delong import delong_test
+from .delong import clustered_auc_test, delong_test
 from .roc import _json_value, roc_report, write_text_atomic
 
 __all__ = ["FeatureSetComparison", "compare_feature_sets", "markdown_table"]
@@ -101,7 +101,8 @@ class FeatureSetComparison:
                 rows.append(row)
             return pd.DataFrame(rows).set_index("feature_set")
         pct = f"{self.confidence:.0%}"
-        index = ["Sensitivity", "Specificity", f"AUC ({pct} CI)", f"p vs {self.best} (DeLong)"]
+        test = "clustered" if any("clustered" in n for n in self.notes[:1]) else "DeLong"
+        index = ["Sensitivity", "Specificity", f"AUC ({pct} CI)", f"p vs {self.best} ({test})"]
         data = {}
         for name, rep in self.reports.items():
             op = rep.operating_points[self.operating_point]
@@ -164,6 +165,7 @@ def compare_feature_sets(
     n_bootstrap=2000,
     random_state=None,
     pos_label=None,
+    min_groups=10,
 ):
     """Bar et al. (2015) table: sensitivity, specificity and AUC with CIs for each feature set.
 
@@ -175,19 +177,20 @@ def compare_feature_sets(
         Scores of each feature set's classifier on the same samples, e.g.
         ``{"LBP": ..., "GIST": ..., "L5": ..., "fusion": ...}`` (column order kept).
     groups : array-like, optional
-        Slide / patient per sample: CIs then come from a group bootstrap (see :func:`roc_report`).
+        Slide / patient per sample: AUC intervals are then clustered (Obuchowski 1997) and the p-values
+        come from the clustered paired test (:func:`clustered_auc_test`); see :func:`roc_report`.
     operating_point : str, default "youden"
         Rule for sensitivity / specificity (see ``roc_report(operating_points=...)``).
     thresholds : dict of str to float, optional
         Threshold per feature set fixed beforehand (e.g. ``comparison_val.thresholds``).
-    ci, confidence, n_bootstrap, random_state, pos_label
+    ci, confidence, n_bootstrap, random_state, pos_label, min_groups
         As in :func:`roc_report`.
 
     Returns
     -------
     FeatureSetComparison
-        P-values are paired DeLong tests against the feature set with the best AUC (samples treated as
-        independent; with groups this is noted in ``notes``).
+        P-values are paired tests against the feature set with the best AUC: DeLong without groups,
+        clustered (Obuchowski 1997) with groups.
 
     Examples
     --------
@@ -215,17 +218,44 @@ def compare_feature_sets(
             y, s, groups=groups, ci=ci, confidence=confidence, n_bootstrap=n_bootstrap,
             operating_points=(operating_point,),
             thresholds=None if thresholds is None else {operating_point: thresholds[name]},
+            min_groups=min_groups,
             random_state=random_state
             if random_state is None or isinstance(random_state, np.random.Generator)
             else np.random.default_rng([int(random_state), i]),
         )
     best = max(reports, key=lambda k: reports[k].auc)
     p_values = {}
-    for name, s in checked.items():
-        p_values[name] = float("nan") if name == best else delong_test(y, checked[best], s).p_value
-    notes = [f"p: paired DeLong test of each AUC against {best} (highest AUC)."]
+    test_name = "DeLong"
     if groups is not None:
-        notes.append("Samples are grouped: CIs resample whole groups, but DeLong's p-values treat samples as independent.")
+        test_name = "clustered (Obuchowski 1997)"
+        try:
+            for name, s in checked.items():
+                p_values[name] = (float("nan") if name == best
+                                  else clustered_auc_test(y, checked[best], s, groups).p_value)
+        except ValueError as exc:
+            p_values = {name: float("nan") for name in checked}
+            test_name = "none"
+            notes_p = f"No paired test: {exc}"
+    else:
+        for name, s in checked.items():
+            p_values[name] = float("nan") if name == best else delong_test(y, checked[best], s).p_value
+    if test_name == "none":
+        notes = [notes_p]
+    else:
+        notes = [f"p: paired {test_name} test of each AUC against {best} (highest AUC)."]
+    if groups is not None:
+        n_groups = reports[best].n_groups
+        notes.append(
+            f"Samples are grouped ({n_groups} groups): AUC intervals and p-values account for the correlation "
+            "of samples within a group (clustered variance); DeLong's, which treat them as independent, are not used."
+        )
+        if n_groups < min_groups:
+            notes.append(
+                f"Only {n_groups} groups: intervals and p-values rest on too few groups to be trusted "
+                f"(fewer than {min_groups})."
+            )
+    else:
+        notes.append("Samples are treated as independent (no groups given): DeLong intervals and p-values.")
     if thresholds is None:
         notes.append(f"Sensitivity and specificity at the {operating_point} threshold chosen on this data.")
     else:

@@ -12,6 +12,7 @@ import math
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,13 +20,22 @@ import numpy as np
 
 from ._bootstrap import Resampler, SortedScores, chunk_size, percentile_ci, weighted_auc
 from ._validation import check_binary, check_confidence, check_groups, check_n_bootstrap
-from .delong import delong_auc_ci
+from .delong import clustered_auc_ci, delong_auc_ci
 
-__all__ = ["OperatingPoint", "ROCReport", "roc_report"]
+__all__ = ["OperatingPoint", "ROCReport", "group_scores", "roc_report", "slide_level_roc"]
 
 METRICS = ("sensitivity", "specificity", "ppv", "npv")
 _RULE_RE = re.compile(r"^\s*(sensitivity|sens|tpr|specificity|spec|tnr)\s*>=\s*([0-9.eE+-]+)\s*$")
 FPR_GRID = np.linspace(0.0, 1.0, 101)
+# Below this many groups a group bootstrap has too few distinct resamples to mean anything, and the
+# clustered variance (asymptotic in the number of groups) is a rough guide at best.
+MIN_GROUPS = 10
+
+
+def _fmt_ci(lo, hi, digits=4):
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "CI not available"
+    return f"{lo:.{digits}f}-{hi:.{digits}f}"
 
 
 def _json_value(v):
@@ -202,14 +212,17 @@ class ROCReport(_JSONMixin):
     auc_ci : tuple of float
         Interval of ``auc`` by ``ci_method``.
     ci_method : str
-        ``"delong"``, ``"bootstrap"`` or ``"group bootstrap"``.
+        ``"delong"``, ``"bootstrap"``, ``"clustered (Obuchowski 1997)"`` or ``"group bootstrap"``.
     fpr, tpr, curve_thresholds : ndarray
         The curve from :func:`sklearn.metrics.roc_curve` (first threshold ``inf``).
     operating_points : dict of str to OperatingPoint
     band_fpr, band_tpr_lo, band_tpr_hi : ndarray or None
         Pointwise percentile bootstrap band of the TPR at a fixed FPR grid.
-    auc_ci_delong, auc_ci_bootstrap : tuple or None
-        Both intervals when available (DeLong assumes independent samples).
+    auc_ci_delong, auc_ci_bootstrap, auc_ci_clustered : tuple or None
+        The intervals when available (DeLong assumes independent samples; the clustered interval needs
+        groups).
+    unit : str
+        The unit of analysis the figures are computed on (``"sample"`` unless given, e.g. ``"patch"``).
     notes : list of str
         What the reader must know to interpret the figures (resampling unit, assumptions).
     """
@@ -232,6 +245,8 @@ class ROCReport(_JSONMixin):
     random_state: object = None
     auc_ci_delong: object = None
     auc_ci_bootstrap: object = None
+    auc_ci_clustered: object = None
+    unit: str = "sample"
     band_fpr: object = None
     band_tpr_lo: object = None
     band_tpr_hi: object = None
@@ -261,6 +276,8 @@ class ROCReport(_JSONMixin):
             "random_state": self.random_state if isinstance(self.random_state, (int, type(None))) else repr(self.random_state),
             "auc_ci_delong": None if self.auc_ci_delong is None else list(self.auc_ci_delong),
             "auc_ci_bootstrap": None if self.auc_ci_bootstrap is None else list(self.auc_ci_bootstrap),
+            "auc_ci_clustered": None if self.auc_ci_clustered is None else list(self.auc_ci_clustered),
+            "unit": self.unit,
             "band": None
             if self.band_fpr is None
             else {"fpr": self.band_fpr, "tpr_lo": self.band_tpr_lo, "tpr_hi": self.band_tpr_hi},
@@ -292,9 +309,9 @@ class ROCReport(_JSONMixin):
         """Human-readable text summary."""
         pct = f"{self.confidence:.0%}"
         lines = [
-            f"ROC report: {self.n_samples} samples ({self.n_positive} positive, {self.n_negative} negative)"
+            f"ROC report: {self.n_samples} {self.unit}s ({self.n_positive} positive, {self.n_negative} negative)"
             + (f", {self.n_groups} groups" if self.n_groups else ""),
-            f"AUC {self.auc:.4f} ({pct} CI {self.auc_ci[0]:.4f}-{self.auc_ci[1]:.4f}, {self.ci_method})",
+            f"AUC {self.auc:.4f} ({pct} CI {_fmt_ci(*self.auc_ci)}, {self.ci_method})",
         ]
         if self.n_bootstrap:
             lines.append(
@@ -307,7 +324,7 @@ class ROCReport(_JSONMixin):
             parts = [f"  {name} [{how}] threshold {op.threshold:.6g}"]
             for m in METRICS:
                 lo, hi = op.ci.get(m, (np.nan, np.nan))
-                parts.append(f"{m} {getattr(op, m):.3f} ({lo:.3f}-{hi:.3f})")
+                parts.append(f"{m} {getattr(op, m):.3f} ({_fmt_ci(lo, hi, 3)})")
             lines.append(", ".join(parts))
         lines += [f"Note: {n}" for n in self.notes]
         return "\n".join(lines)
@@ -384,6 +401,8 @@ def roc_report(
     thresholds=None,
     random_state=None,
     pos_label=None,
+    min_groups=MIN_GROUPS,
+    unit="sample",
 ):
     """ROC analysis of a binary score: AUC with CI, curve, operating points with bootstrap CIs.
 
@@ -394,12 +413,14 @@ def roc_report(
     y_score : array-like of shape (n,)
         Finite scores, higher = more likely positive.
     groups : array-like of shape (n,), optional
-        Slide / patient of each sample. The bootstrap then resamples whole groups, and the AUC
-        interval is the group-bootstrap interval even when ``ci="delong"``, because DeLong treats
-        samples as independent (the DeLong interval is still stored in ``auc_ci_delong``).
+        Slide / patient of each sample. Patches of one slide are not independent: the AUC interval is
+        then the clustered (Obuchowski 1997) interval with ``ci="delong"`` (DeLong's own interval,
+        which treats samples as independent, is kept in ``auc_ci_delong`` for reference) or the
+        group-bootstrap interval with ``ci="bootstrap"``; the bootstrap resamples whole groups.
     ci : {"delong", "bootstrap"}, default "delong"
-        Method of the AUC interval without groups. The bootstrap is stratified by class (class counts
-        fixed, as pROC's default), percentile interval.
+        Method of the AUC interval: analytic (DeLong, or Obuchowski's clustered variance with groups)
+        or bootstrap (stratified by class without groups, as pROC's default; whole groups with groups),
+        percentile interval.
     confidence : float, default 0.95
     n_bootstrap : int, default 2000
         Resamples for the operating-point intervals, the ROC band and bootstrap AUC intervals; 0 turns
@@ -416,10 +437,19 @@ def roc_report(
         Seed of the bootstrap.
     pos_label : scalar, optional
         The positive class when ``y_true`` is not 0/1 or bool.
+    min_groups : int, default 10
+        With fewer groups than this the group bootstrap is refused (its intervals are NaN: a handful of
+        groups has too few distinct resamples to mean anything) and a warning says that the clustered
+        AUC interval rests on too few groups.
+    unit : str, default "sample"
+        What one sample is (``"patch"``, ``"slide"``, ``"image"``), printed in the summary and notes.
 
     Returns
     -------
     ROCReport
+        A :class:`UserWarning` is issued (and the reason kept in ``notes``) when an interval rests on
+        fewer than ``min_groups`` groups or has zero width (a degenerate interval, e.g. PPV 0.857-0.857,
+        which says nothing about certainty).
 
     Examples
     --------
@@ -442,9 +472,14 @@ def roc_report(
     codes = check_groups(groups, y.shape[0])
     if ci not in ("delong", "bootstrap"):
         raise ValueError(f"ci must be 'delong' or 'bootstrap', got {ci!r}.")
-    if n_bootstrap == 0 and (ci == "bootstrap" or codes is not None):
-        why = "groups are given" if codes is not None else "ci='bootstrap'"
-        raise ValueError(f"n_bootstrap must be > 0 when {why}; got n_bootstrap=0.")
+    if n_bootstrap == 0 and ci == "bootstrap":
+        raise ValueError("n_bootstrap must be > 0 when ci='bootstrap'; got n_bootstrap=0.")
+    if isinstance(min_groups, bool) or not isinstance(min_groups, (int, np.integer)) or min_groups < 2:
+        raise ValueError(f"min_groups must be an integer >= 2, got {min_groups!r}.")
+    if not isinstance(unit, str) or not unit:
+        raise ValueError(f"unit must be a non-empty string such as 'patch' or 'slide', got {unit!r}.")
+    n_groups = None if codes is None else int(codes.max()) + 1
+    few_groups = n_groups is not None and n_groups < min_groups
 
     # Operating-point specifications: (name, rule text, kind, level, fixed).
     specs = []
@@ -494,7 +529,7 @@ def roc_report(
     rng = np.random.default_rng(random_state)
     boot_auc, boot_ops, bands = [], {name: {m: [] for m in METRICS} for name in ops}, []
     n_valid = 0
-    if n_bootstrap:
+    if n_bootstrap and not few_groups:
         # Weights are drawn directly in score-sorted order (see SortedScores).
         strata = None if codes is not None else ss.pos
         resampler = Resampler(y.size, strata=strata, groups=None if codes is None else codes[ss.order])
@@ -534,31 +569,80 @@ def roc_report(
         for name in ops:
             ops[name].ci = {m: (float("nan"), float("nan")) for m in METRICS}
 
+    auc_ci_clustered = None
+    warn = []
     if codes is not None:
-        unit = "group (whole groups resampled with replacement)"
-        ci_method = "group bootstrap"
-        auc_ci = auc_ci_boot if auc_ci_boot is not None else (float("nan"), float("nan"))
+        boot_unit = "group (whole groups resampled with replacement)"
+        try:
+            c = clustered_auc_ci(y, s, codes, confidence)
+            auc_ci_clustered = (c.lo, c.hi)
+        except ValueError as exc:
+            notes.append(f"The clustered AUC interval is not available: {exc}")
         notes.append(
-            f"Samples are grouped ({int(codes.max()) + 1} groups): the bootstrap resamples whole groups, so "
-            "no group is split; the AUC interval is the group-bootstrap percentile interval."
+            f"{unit.capitalize()}s are grouped ({n_groups} groups) and not independent: the AUC interval is "
+            + ("the clustered (Obuchowski 1997) interval" if ci == "delong" else "the group-bootstrap interval")
+            + " and any bootstrap resamples whole groups, so no group is split."
         )
-        if ci == "delong":
-            notes.append(
-                "DeLong's interval treats samples as independent, which grouped samples are not; it is kept "
-                "for reference only (auc_ci_delong) and is usually too narrow."
+        notes.append(
+            "DeLong's interval treats samples as independent, which grouped samples are not; it is kept "
+            "for reference only (auc_ci_delong) and is usually too narrow."
+        )
+        if few_groups:
+            msg = (
+                f"Only {n_groups} groups (fewer than min_groups={min_groups}): the group bootstrap was not run "
+                "(operating-point intervals and the ROC band are not available)"
+                + (", and the clustered AUC interval rests on too few groups to be trusted" if ci == "delong" else "")
+                + "; report per-group results or collect more slides/patients."
             )
-        if n_valid < n_bootstrap:
+            notes.append(msg)
+            warn.append(msg)
+        if ci == "delong":
+            ci_method = "clustered (Obuchowski 1997)"
+            auc_ci = auc_ci_clustered
+        else:
+            ci_method = "group bootstrap"
+            auc_ci = auc_ci_boot
+        if auc_ci is None:
+            auc_ci = (float("nan"), float("nan"))
+        if n_valid and n_valid < n_bootstrap:
             notes.append(
                 f"{n_bootstrap - n_valid} of {n_bootstrap} group resamples lacked one class and were dropped."
             )
     else:
-        unit = "sample, stratified by class" if n_bootstrap else "none"
+        boot_unit = "sample, stratified by class" if n_bootstrap else "none"
         if ci == "delong":
             ci_method = "delong"
             auc_ci = auc_ci_delong if auc_ci_delong is not None else (float("nan"), float("nan"))
         else:
             ci_method = "bootstrap"
             auc_ci = auc_ci_boot
+        if min(n_pos, n_neg) < 5:
+            msg = (
+                f"Only {n_pos} positive and {n_neg} negative {unit}s: the intervals are rough at best."
+            )
+            notes.append(msg)
+            warn.append(msg)
+    # A zero-width interval (e.g. PPV 0.857-0.857) means the resamples could not move the figure, not
+    # that it is certain: say so instead of printing it as a confidence interval.
+    degenerate = []
+    if math.isfinite(auc_ci[0]) and auc_ci[1] - auc_ci[0] == 0.0:
+        degenerate.append(f"AUC {auc_ci[0]:.4f}-{auc_ci[1]:.4f}")
+    for name, op in ops.items():
+        for m, (lo, hi) in op.ci.items():
+            # Figures pinned at 0 or 1 by the rule itself (sensitivity under 'sensitivity>=0.95' on few
+            # positives, NPV when no positive is missed) are exact, not degenerate.
+            if math.isfinite(lo) and hi - lo == 0.0 and 0.0 < lo < 1.0:
+                degenerate.append(f"{name} {m} {lo:.4f}-{hi:.4f}")
+    if degenerate:
+        msg = (
+            "Zero-width intervals (" + "; ".join(degenerate[:6]) + (" ..." if len(degenerate) > 6 else "")
+            + "): the resamples could not vary these figures (too few samples or groups); they are not a "
+            "measure of certainty."
+        )
+        notes.append(msg)
+        warn.append(msg)
+    for msg in warn:
+        warnings.warn(msg, UserWarning, stacklevel=2)
     if ops and n_bootstrap:
         chosen = [name for name, op in ops.items() if not op.fixed]
         if chosen:
@@ -570,10 +654,85 @@ def roc_report(
     return ROCReport(
         auc=auc, auc_ci=tuple(float(v) for v in auc_ci), ci_method=ci_method, confidence=confidence,
         n_samples=int(y.size), n_positive=n_pos, n_negative=n_neg,
-        n_groups=None if codes is None else int(codes.max()) + 1,
+        n_groups=n_groups,
         fpr=fpr, tpr=tpr, curve_thresholds=curve_thr, operating_points=ops,
-        n_bootstrap=n_bootstrap, n_bootstrap_valid=n_valid, bootstrap_unit=unit,
+        n_bootstrap=n_bootstrap, n_bootstrap_valid=n_valid, bootstrap_unit=boot_unit,
         random_state=random_state if isinstance(random_state, (int, np.integer, type(None))) else None,
-        auc_ci_delong=auc_ci_delong, auc_ci_bootstrap=auc_ci_boot,
+        auc_ci_delong=auc_ci_delong, auc_ci_bootstrap=auc_ci_boot, auc_ci_clustered=auc_ci_clustered, unit=unit,
         band_fpr=band_fpr, band_tpr_lo=band_lo, band_tpr_hi=band_hi, notes=notes,
     )
+
+
+_AGGREGATES = ("max", "mean", "median", "top5_mean")
+
+
+def group_scores(y_true, y_score, groups, *, aggregate="max", pos_label=None):
+    """One label and one score per group (slide / patient) from per-sample labels and scores.
+
+    A group is positive when any of its samples is (a slide with a lesion is a tumour slide). Its
+    score is the stated aggregate of its samples' scores: ``"max"`` (Liu et al. 2017 use the heatmap
+    maximum), ``"mean"``, ``"median"`` or ``"top5_mean"`` (mean of the 5 highest, all when fewer).
+
+    Parameters
+    ----------
+    y_true, y_score, groups : array-like of shape (n,)
+    aggregate : {"max", "mean", "median", "top5_mean"}, default "max"
+    pos_label : scalar, optional
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by group (sorted), columns ``y_true`` (0/1), ``y_score`` and ``n`` (samples per group).
+
+    Examples
+    --------
+    >>> group_scores([0, 1, 0, 0], [0.2, 0.9, 0.4, 0.1], ["a", "a", "b", "b"]).to_dict("list")
+    {'y_true': [1, 0], 'y_score': [0.9, 0.4], 'n': [2, 2]}
+    """
+    import pandas as pd
+
+    from ._validation import check_labels, check_scores
+
+    if aggregate not in _AGGREGATES:
+        raise ValueError(f"aggregate must be one of {list(_AGGREGATES)}, got {aggregate!r}.")
+    y = check_labels(y_true, pos_label=pos_label)
+    s = check_scores(y_score, n=y.shape[0])
+    g = np.asarray(groups.to_numpy() if hasattr(groups, "to_numpy") else groups)
+    if g.ndim != 1 or g.shape[0] != y.shape[0]:
+        raise ValueError(f"groups must be 1-D with one entry per sample ({y.shape[0]}), got shape {g.shape}.")
+    df = pd.DataFrame({"y_true": y.astype(int), "y_score": s, "group": g})
+    grouped = df.groupby("group", sort=True)
+    if aggregate == "top5_mean":
+        score = grouped["y_score"].agg(lambda c: np.sort(c.to_numpy())[-5:].mean())
+    else:
+        score = grouped["y_score"].agg(aggregate)
+    out = pd.DataFrame({"y_true": grouped["y_true"].max().astype(int), "y_score": score,
+                        "n": grouped.size().astype(int)})
+    out.index.name = "group"
+    return out
+
+
+def slide_level_roc(y_true, y_score, groups, *, aggregate="max", pos_label=None, unit="slide", **kwargs):
+    """ROC report with one sample per slide (or patient): the slide-level figure beside the patch-level one.
+
+    Labels and scores per group come from :func:`group_scores` (positive when any sample is; score by the
+    stated ``aggregate``). Slides are independent units, so DeLong's interval applies; with few slides
+    the report warns. Keyword arguments go to :func:`roc_report`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> g = np.repeat(np.arange(30), 4)
+    >>> y = (g % 2 == 0).astype(int) * (np.arange(120) % 4 == 0)
+    >>> rep = slide_level_roc(y, y + rng.normal(scale=0.5, size=120), g, n_bootstrap=100, random_state=0)
+    >>> rep.n_samples, rep.unit
+    (30, 'slide')
+    """
+    per = group_scores(y_true, y_score, groups, aggregate=aggregate, pos_label=pos_label)
+    rep = roc_report(per["y_true"].to_numpy(), per["y_score"].to_numpy(), unit=unit, **kwargs)
+    rep.notes.insert(
+        0, f"One score per {unit}: the {aggregate} of its samples' scores; a {unit} is positive when any of its "
+        "samples is."
+    )
+    return rep

@@ -92,7 +92,7 @@ def test_group_bootstrap_equals_sample_bootstrap_on_duplicated_samples(rng):
     s = 0.8 * y + rng.normal(size=120)
     base = roc_report(y, s, ci="bootstrap", n_bootstrap=2000, random_state=1)
     yd, sd, gd = np.repeat(y, 5), np.repeat(s, 5), np.repeat(np.arange(120), 5)
-    grouped = roc_report(yd, sd, groups=gd, n_bootstrap=2000, random_state=2)
+    grouped = roc_report(yd, sd, groups=gd, ci="bootstrap", n_bootstrap=2000, random_state=2)
     naive = roc_report(yd, sd, ci="bootstrap", n_bootstrap=2000, random_state=3)
     assert grouped.auc == pytest.approx(base.auc)
     assert grouped.ci_method == "group bootstrap" and grouped.n_groups == 120
@@ -180,7 +180,8 @@ def test_plot_headless(rng):
         (dict(y_true=[0, 1, 1], y_score=[0.1, 0.2, 0.3], confidence=95), "confidence"),
         (dict(y_true=[0, 1, 1], y_score=[0.1, 0.2, 0.3], operating_points=("best",)), "not understood"),
         (dict(y_true=[0, 1, 1], y_score=[0.1, 0.2, 0.3], groups=[1, 2]), "groups has 2 values"),
-        (dict(y_true=[0, 1, 1], y_score=[0.1, 0.2, 0.3], groups=[1, 2, 2], n_bootstrap=0), "n_bootstrap"),
+        (dict(y_true=[0, 1, 1], y_score=[0.1, 0.2, 0.3], ci="bootstrap", n_bootstrap=0), "n_bootstrap"),
+        (dict(y_true=[0, 1, 1], y_score=[0.1, 0.2, 0.3], min_groups=1), "min_groups"),
         (dict(y_true=[0, 1, 1], y_score=[0.1, 0.2, 0.3], thresholds=[0.5]), "thresholds must be"),
     ],
 )
