@@ -78,7 +78,14 @@ def _features_from_args(args):
         layers = layers[0] if len(layers) == 1 else layers
     if args.features not in ("deep", "fusion") and (args.backbone or layers):
         raise ValueError(f"--backbone/--layers apply to --features deep or fusion, not {args.features}.")
-    return make_features(args.features, backbone=args.backbone, layers=layers, scales=tuple(args.scales))
+    input_size = getattr(args, "input_size", None)
+    if input_size not in (None, "auto"):
+        try:
+            input_size = int(input_size)
+        except ValueError:
+            raise ValueError(f"--input-size must be 'native', 'auto' or a pixel count, got {input_size!r}.") from None
+    return make_features(args.features, backbone=args.backbone, layers=layers, scales=tuple(args.scales),
+                         input_size=input_size)
 
 
 def _check_slides(slides):
@@ -309,6 +316,9 @@ def build_parser():
     p.add_argument("--stride", type=int, default=None, help="grid step in pixels at --mpp (default: --size)")
     p.add_argument("--backbone", default=None, help="deep backbone (default efficientnet_lite0; see `medfeat backbones`)")
     p.add_argument("--layers", nargs="+", default=None, help="layer names (see `medfeat layers NAME`)")
+    p.add_argument("--input-size", default=None, type=lambda v: None if v == "native" else v,
+                   help="CNN input size: 'native' (default: the patch as read, --size px), 'auto' (the "
+                        "backbone's size, e.g. 224) or a pixel count")
     p.add_argument("--scales", type=float, nargs="+", default=[1.0], help="fields of view (multiscale), e.g. 1 2")
     p.add_argument("--tissue", choices=("otsu", "gray", "none"), default="otsu")
     p.add_argument("--min-tissue", type=float, default=0.5)

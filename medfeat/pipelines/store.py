@@ -58,7 +58,7 @@ class EmptyTissueError(ValueError):
 # --------------------------------------------------------------------------------------------------------
 
 
-def make_features(features="deep", *, backbone=None, layers=None, scales=(1,), batch_size=None):
+def make_features(features="deep", *, backbone=None, layers=None, scales=(1,), batch_size=None, input_size=None):
     """Build a feature transformer from a name.
 
     Parameters
@@ -76,6 +76,11 @@ def make_features(features="deep", *, backbone=None, layers=None, scales=(1,), b
         :class:`medfeat.features.MultiScaleFeatures`.
     batch_size : int, optional
         Inference batch size for the deep features.
+    input_size : None, "auto", int or (int, int), default None
+        Size the deep features resize patches to. None (the slide-pipeline policy) feeds patches to
+        the network at their own size: the grid's ``size`` at ``mpp`` already is the resolution asked
+        for, so resizing would change it, and enlarging a 64 px patch to 224 px costs ~12x the
+        compute for no new detail. ``"auto"`` is the backbone's training size (224 px for Lite0).
 
     Returns
     -------
@@ -100,6 +105,7 @@ def make_features(features="deep", *, backbone=None, layers=None, scales=(1,), b
             deep_kw["layers"] = layers
         if batch_size is not None:
             deep_kw["batch_size"] = int(batch_size)
+        deep_kw["input_size"] = input_size
         if features == "deep":
             transformer = make_feature_transformer("deep", **deep_kw)
         elif features == "fusion":

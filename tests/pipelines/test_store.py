@@ -11,6 +11,7 @@ from medfeat.pipelines import (
     extract_features,
     extract_slide_features,
     load_slide_features,
+    make_features,
 )
 from medfeat.slides import PatchGrid, SlideReader, read_patches, write_synthetic_slide
 
@@ -181,3 +182,11 @@ def test_bad_input(slide, tmp_path):
         f["x"] = [1, 2]
     with pytest.raises(ValueError, match="not a medfeat feature store"):
         load_slide_features(tmp_path / "other.h5")
+
+
+def test_make_features_feeds_deep_patches_at_their_own_size():
+    # slide pipelines do not enlarge patches: the grid's size at mpp is the network input
+    assert make_features("deep").input_size is None
+    assert make_features("deep", input_size="auto").input_size == "auto"
+    fusion = make_features("fusion", input_size=112)
+    assert dict(fusion.transformer_list)["deep"].input_size == 112
