@@ -122,7 +122,7 @@ class ImageTransformer(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of float32, shape (N, n_features_out_)
+        ndarray of float32, shape (N, n_features_out)
         """
         check_is_fitted(self, "feature_names_")
         X = check_image_batch(X)

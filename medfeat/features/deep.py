@@ -535,7 +535,7 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of float32, shape (N, n_features_out_)
+        ndarray of float32, shape (N, n_features_out)
         """
         import torch
 

@@ -114,7 +114,7 @@ class MultiScaleFeatures(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of float32, shape (N, n_features_out_)
+        ndarray of float32, shape (N, n_features_out)
         """
         check_is_fitted(self, "feature_names_")
         X = check_multiscale_batch(X)
