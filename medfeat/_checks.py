@@ -10,11 +10,13 @@ Every public entry point that takes images goes through :func:`check_image` or
   rather than silently mis-scaled.
 """
 
+import html
 import importlib
 
 import numpy as np
 
 __all__ = [
+    "ResultDisplay",
     "check_image",
     "check_image_batch",
     "check_multiscale_batch",
@@ -192,3 +194,46 @@ def to_grey(image):
     array([[30.]])
     """
     return image.astype(np.float64).mean(axis=2)
+
+
+class ResultDisplay:
+    """Short ``repr`` and notebook HTML for result objects, built from their ``summary()``.
+
+    A class using it defines ``summary()`` (text, first line a one-line headline) and may define
+    ``to_frame()`` (a pandas DataFrame shown as the HTML table). Dataclasses must be declared with
+    ``@dataclass(repr=False)``, otherwise the generated ``__repr__`` (which prints every array)
+    replaces this one.
+    """
+
+    def _display_frame(self):
+        """The DataFrame shown in HTML (``to_frame()`` by default; None shows the summary text only)."""
+        return self.to_frame() if hasattr(self, "to_frame") else None
+
+    def _headline(self):
+        """The one line shown by ``repr`` (the summary's first line by default)."""
+        lines = self.summary().splitlines()
+        return lines[0] if lines else ""
+
+    def __repr__(self):
+        lines = self.summary().splitlines()
+        head = self._headline()
+        more = f" (+{len(lines) - 1} lines in .summary())" if len(lines) > 1 else ""
+        return f"<{type(self).__name__}: {head}{more}>"
+
+    def _repr_html_(self):
+        lines = self.summary().splitlines()
+        notes = [ln[len("Note: "):] for ln in lines if ln.startswith("Note: ")]
+        body = [ln for ln in lines if not ln.startswith("Note: ")]
+        out = [f"<div class=\"medfeat-result\"><strong>{html.escape(type(self).__name__)}</strong>"]
+        frame = self._display_frame()
+        if frame is not None and len(frame):
+            # Indented summary lines are the table's rows in text form: the table replaces them.
+            head = [ln for ln in body if not ln[:1].isspace()]
+            out.append("<p>" + "<br>".join(html.escape(ln) for ln in head) + "</p>")
+            out.append(frame.to_html(border=0, escape=True, max_rows=40, float_format=lambda v: f"{v:.4g}"))
+        else:
+            out.append("<pre>" + html.escape("\n".join(body)) + "</pre>")
+        if notes:
+            out.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+        out.append("</div>")
+        return "\n".join(out)

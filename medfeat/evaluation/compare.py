@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from medfeat._checks import ResultDisplay
+
 from ._validation import check_binary, check_labels
 from .delong import clustered_auc_test, delong_test
 from .roc import _json_value, roc_report, write_text_atomic
@@ -56,8 +58,8 @@ def markdown_table(df, *, index=True):
     return "\n".join(lines)
 
 
-@dataclass
-class FeatureSetComparison:
+@dataclass(repr=False)
+class FeatureSetComparison(ResultDisplay):
     """Result of :func:`compare_feature_sets`: one :class:`ROCReport` per feature set plus paired tests.
 
     Attributes
@@ -148,6 +150,17 @@ class FeatureSetComparison:
                 "notes": self.notes,
             }
         )
+
+    def summary(self):
+        """Text summary: the best feature set, then each set's AUC, CI and paired p-value against it."""
+        pct = f"{self.confidence:.0%}"
+        rep = self.reports[self.best]
+        lines = [f"{len(self.reports)} feature sets; best {self.best}: AUC {rep.auc:.4f} "
+                 f"({pct} CI {rep.auc_ci[0]:.4f}-{rep.auc_ci[1]:.4f}, {rep.ci_method})"]
+        for name, r in self.reports.items():
+            p = "best" if name == self.best else f"p vs best {_fmt_p(self.p_values[name])} (DeLong)"
+            lines.append(f"  {name}: AUC {r.auc:.4f} ({r.auc_ci[0]:.4f}-{r.auc_ci[1]:.4f}), {p}")
+        return "\n".join(lines + [f"Note: {n}" for n in self.notes])
 
     def __str__(self):
         return self.to_markdown()

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from medfeat._checks import ResultDisplay
+
 from .roc import _JSONMixin, _json_value
 
 __all__ = ["FROCResult", "detections_from_heatmap", "froc", "lesion_map"]
@@ -119,8 +121,8 @@ def _as_detections(dets, slide):
     return arr
 
 
-@dataclass
-class FROCResult(_JSONMixin):
+@dataclass(repr=False)
+class FROCResult(_JSONMixin, ResultDisplay):
     """Result of :func:`froc`.
 
     Attributes

@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from medfeat._checks import ResultDisplay
+
 from ._bootstrap import Resampler, SortedScores, chunk_size, percentile_ci
 from ._validation import _as_1d, check_confidence, check_groups, check_n_bootstrap, check_scores
 from .delong import delong_auc_ci
@@ -12,8 +14,8 @@ from .roc import _JSONMixin, _json_value
 __all__ = ["MulticlassROC", "multiclass_roc"]
 
 
-@dataclass
-class MulticlassROC(_JSONMixin):
+@dataclass(repr=False)
+class MulticlassROC(_JSONMixin, ResultDisplay):
     """Result of :func:`multiclass_roc`.
 
     Attributes

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from medfeat._checks import ResultDisplay
+
 from ._bootstrap import Resampler, SortedScores, chunk_size, percentile_ci, weighted_auc
 from ._validation import check_binary, check_confidence, check_groups, check_n_bootstrap
 from .delong import clustered_auc_ci, delong_auc_ci
@@ -202,8 +204,8 @@ class OperatingPoint:
         )
 
 
-@dataclass
-class ROCReport(_JSONMixin):
+@dataclass(repr=False)
+class ROCReport(_JSONMixin, ResultDisplay):
     """Result of :func:`roc_report`. Thresholds follow scikit-learn: ``score >= threshold`` is positive.
 
     Attributes
@@ -331,6 +333,11 @@ class ROCReport(_JSONMixin):
 
     def __str__(self):
         return self.summary()
+
+    def _headline(self):
+        groups = f", {self.n_groups} groups" if self.n_groups else ""
+        return (f"AUC {self.auc:.4f} ({self.confidence:.0%} CI {self.auc_ci[0]:.4f}-{self.auc_ci[1]:.4f}, "
+                f"{self.ci_method}), {self.n_samples} samples ({self.n_positive} positive){groups}")
 
     def plot(self, ax=None, *, label=None, color=None, band=True, operating_points=True, chance=True):
         """ROC curve with its bootstrap band and operating points (matplotlib, imported here).

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._checks import ResultDisplay
 from ..classifiers import make_classifier
 from ._io import write_atomic
 from .patch import cross_validate_groups, macro_ovr_auc
@@ -46,8 +47,8 @@ _HANDCRAFTED = ("lbp", "gist", "color", "glcm")
 _KNOWN_SETS = _HANDCRAFTED + ("deep", "fusion")
 
 
-@dataclass
-class CompareResult:
+@dataclass(repr=False)
+class CompareResult(ResultDisplay):
     """Result of :func:`compare_image_folder`.
 
     Attributes
@@ -78,6 +79,20 @@ class CompareResult:
     def to_markdown(self):
         """The table as Markdown (numbers rounded)."""
         return _markdown(self.table)
+
+    def summary(self):
+        """Text summary: task, classes, the best row, where the files are, and the notes."""
+        best = compact_table(self.table.head(1)).iloc[0] if len(self.table) else None
+        lines = [f"{self.task} comparison of {len(self.table)} feature set x classifier rows; classes {list(self.classes)}"
+                 + (f", positive {self.positive!r}" if self.positive is not None else "")]
+        if best is not None:
+            lines.append("Best: " + ", ".join(f"{k} {v}" for k, v in best.items()))
+        lines += [f"{k}: {v}" for k, v in self.files.items()]
+        return "\n".join(lines + [f"Note: {n}" for n in self.notes])
+
+    def to_frame(self):
+        """The table in its readable form (estimates with their CIs in one cell)."""
+        return compact_table(self.table)
 
 
 # -- features ---------------------------------------------------------------------------------------

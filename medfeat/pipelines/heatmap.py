@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import ResultDisplay
 from ._io import write_atomic
 
 __all__ = ["Heatmap", "SlideHeatmap", "heatmap_from_features", "positive_scores"]
@@ -68,8 +69,8 @@ def _dihedral(images, k, flip):
     return np.ascontiguousarray(out)
 
 
-@dataclass
-class Heatmap:
+@dataclass(repr=False)
+class Heatmap(ResultDisplay):
     """Patch scores on a slide's patch grid.
 
     Attributes
@@ -93,6 +94,17 @@ class Heatmap:
         self.scores = np.asarray(self.scores, dtype=np.float64)
         if self.scores.shape != (len(self.grid),):
             raise ValueError(f"scores must have one value per grid patch ({len(self.grid)}), got {self.scores.shape}.")
+
+    def summary(self):
+        """One line: slide, number of scored patches, resolution, score kind and range."""
+        name = Path(self.slide_path).name if self.slide_path else "slide"
+        finite = self.scores[np.isfinite(self.scores)]
+        rng = f", range {finite.min():.3g}-{finite.max():.3g}" if finite.size else ""
+        return (f"{name}: {len(self.scores)} patches of {int(self.grid.size)} px at {self.mpp:g} mpp, "
+                f"{self.kind} scores{rng}{' (8-fold TTA)' if self.tta else ''}")
+
+    def _display_frame(self):
+        return None
 
     # -- geometry ------------------------------------------------------------------------------------
     @property
@@ -261,15 +273,44 @@ class Heatmap:
         from matplotlib.figure import Figure
 
         w, h = self.slide_dimensions
+        aspect = h / max(w, 1)
+        fig = Figure(figsize=(7.0, max(2.5, min(12.0, 6.0 * aspect))), dpi=dpi, layout="constrained")
+        FigureCanvasAgg(fig)
+        self.plot(fig.add_subplot(1, 1, 1), overlay=overlay, max_size=max_size, cmap=cmap, alpha=alpha,
+                  vmin=vmin, vmax=vmax, title=title)
+        return write_atomic(
+            path, lambda fh: fig.savefig(fh, format="png", bbox_inches="tight", pad_inches=0.1), suffix=".partial"
+        )
+
+    def plot(self, ax=None, *, overlay=True, max_size=1024, cmap="coolwarm", alpha=0.5, vmin=None, vmax=None,
+             title=None, colorbar=True):
+        """Draw the heatmap into a matplotlib Axes (over the slide thumbnail when ``overlay``).
+
+        Axes are in level-0 pixels, so annotation polygons or detections can be drawn on top with
+        their own coordinates. Cells without a score (off tissue) are transparent.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            A new pyplot figure when omitted.
+        overlay : bool, default True
+            Draw the slide thumbnail underneath (when the slide file is still there).
+        colorbar : bool, default True
+
+        Returns
+        -------
+        matplotlib Axes
+        """
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            _, ax = plt.subplots(figsize=(7.0, 5.0), layout="constrained")
+        w, h = self.slide_dimensions
         arr = self.to_array()
         if self.kind == "probability":
             vmin = 0.0 if vmin is None else vmin
             vmax = 1.0 if vmax is None else vmax
         thumb = self._thumbnail(max_size) if overlay else None
-        aspect = h / max(w, 1)
-        fig = Figure(figsize=(7.0, max(2.5, min(12.0, 6.0 * aspect))), dpi=dpi, layout="constrained")
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot(1, 1, 1)
         if thumb is not None:
             ax.imshow(thumb, extent=(0, w, h, 0), interpolation="bilinear")
         rows, cols = arr.shape
@@ -284,11 +325,10 @@ class Heatmap:
         name = Path(self.slide_path).name if self.slide_path else "slide"
         ax.set_title(title or f"{name}: {'P(positive)' if self.kind == 'probability' else 'score'}"
                      f"{' (8-fold TTA)' if self.tta else ''}, {self.mpp:g} mpp", fontsize=9)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04,
-                     label="probability" if self.kind == "probability" else "decision value")
-        return write_atomic(
-            path, lambda fh: fig.savefig(fh, format="png", bbox_inches="tight", pad_inches=0.1), suffix=".partial"
-        )
+        if colorbar:
+            ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04,
+                               label="probability" if self.kind == "probability" else "decision value")
+        return ax
 
     def _thumbnail(self, max_size):
         from medfeat.slides import SlideReader

@@ -16,6 +16,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_sco
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from .._checks import ResultDisplay
 from ..classifiers import decision_scores, make_classifier
 
 __all__ = [
@@ -186,8 +187,8 @@ def _metric(name, y_true, scores, pred, classes):
 _METRICS = ("accuracy", "balanced_accuracy", "roc_auc")
 
 
-@dataclass
-class CVResult:
+@dataclass(repr=False)
+class CVResult(ResultDisplay):
     """Out-of-fold results of :func:`cross_validate_groups`.
 
     Attributes
@@ -228,6 +229,24 @@ class CVResult:
         return {
             m: _metric(m, self.y_true, self.scores, self.predictions, list(self.classes)) for m in _METRICS
         }
+
+    def summary(self):
+        """Text summary: sample, group and fold counts, pooled out-of-fold metrics, the per-fold spread."""
+        n_groups = int(self.metrics["n_test_groups"].sum()) if "n_test_groups" in self.metrics else None
+        groups = f", {n_groups} groups (each in one test fold)" if n_groups is not None else ""
+        lines = [f"{len(self.splits)}-fold grouped CV: {len(self.fold)} samples, {len(self.classes)} classes{groups}"]
+        if self.y_true is not None:
+            pooled = self.pooled()
+            lines.append("Pooled out-of-fold: " + ", ".join(f"{m} {v:.4f}" for m, v in pooled.items()))
+        for m in _METRICS:
+            v = self.metrics[m].to_numpy(dtype=float) if m in self.metrics else np.array([np.nan])
+            if np.isfinite(v).any():
+                lines.append(f"Per fold {m}: mean {np.nanmean(v):.4f}, range {np.nanmin(v):.4f}-{np.nanmax(v):.4f}")
+        return "\n".join(lines)
+
+    def to_frame(self):
+        """The per-fold metrics table (a copy of ``metrics``)."""
+        return self.metrics.copy()
 
 
 def _take(X, idx):

@@ -18,6 +18,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from .._checks import ResultDisplay
+
 __all__ = ["SlidePatchClassifier", "SlideTrainingResult", "load_training_set", "train_from_feature_stores"]
 
 
@@ -134,8 +136,8 @@ class SlidePatchClassifier(ClassifierMixin, BaseEstimator):
                             slide_mpp=slide_mpp).predict(slide)
 
 
-@dataclass
-class SlideTrainingResult:
+@dataclass(repr=False)
+class SlideTrainingResult(ResultDisplay):
     """What :func:`train_from_feature_stores` returns.
 
     Attributes
@@ -160,6 +162,21 @@ class SlideTrainingResult:
     oof_scores: np.ndarray | None
     report: object
     stores: list
+
+    def summary(self):
+        """Text summary: patches, slides, classes, and the out-of-fold ROC when there is one."""
+        classes, counts = np.unique(self.y, return_counts=True)
+        lines = [f"patch classifier trained on {len(self.y)} patches from {len(np.unique(self.groups))} slides "
+                 f"({', '.join(f'{c}: {k}' for c, k in zip(classes.tolist(), counts.tolist()))}), "
+                 f"{self.X.shape[1]} features"]
+        if self.report is None:
+            lines.append("No out-of-fold ROC (fewer than 2 slides per class).")
+        else:
+            lines += ["Out-of-fold " + ln if i == 0 else ln for i, ln in enumerate(self.report.summary().splitlines())]
+        return "\n".join(lines)
+
+    def _display_frame(self):
+        return None
 
 
 def _stores_in(features_dir):

@@ -65,6 +65,9 @@ def test_binary_comparison_files_table_and_resume(tmp_path, rng):
     md = (out / "table.md").read_text()
     assert "AUC (95% CI)" in md and "Bar et al." in md
     assert "<html" in (out / "report.html").read_text().lower()
+    shown = repr(res)  # notebook display: one short line, the table as HTML
+    assert shown.startswith("<CompareResult: binary comparison of 4 ") and "\n" not in shown
+    assert res._repr_html_().count("</tr>") == 1 + 4 and "AUC (95% CI)" in res._repr_html_()
 
     again = compare_image_folder(
         data, out, ["lbp", "color"], ["logreg", "knn"], n_splits=3, progress=False, n_bootstrap=50

@@ -96,6 +96,7 @@ def test_group_aware_cv_never_puts_a_slide_on_both_sides(stores, tmp_path, monke
         assert not set(train_groups) & set(test_groups)
     assert res.oof_scores is not None and res.oof_scores.shape == res.y.shape
     assert res.report.n_groups == 4
+    assert f"trained on {len(res.y)} patches from 4 slides" in res.summary() and "\n" not in repr(res)
 
 
 def test_single_class_is_a_clear_error(stores, tmp_path):
