@@ -15,14 +15,17 @@ Examples
 
 from .annotations import (
     Annotation,
+    annotation_classes,
+    annotation_patch_labels,
     annotations_to_geojson,
     patch_labels,
     rasterize_annotations,
     read_annotations,
+    resolve_annotation_classes,
 )
 from .grid import PatchGrid, box_fractions
 from .patches import PatchBatch, iter_patch_batches, read_patches
-from .reader import MissingMPPError, SlideReader
+from .reader import MissingMPPError, SlideReader, UpsamplingWarning
 from .synthetic import SyntheticSlide, write_synthetic_slide, write_tiled_tiff
 from .tissue import TissueMask, tissue_mask
 
@@ -34,6 +37,9 @@ __all__ = [
     "SlideReader",
     "SyntheticSlide",
     "TissueMask",
+    "UpsamplingWarning",
+    "annotation_classes",
+    "annotation_patch_labels",
     "annotations_to_geojson",
     "box_fractions",
     "iter_patch_batches",
@@ -41,6 +47,7 @@ __all__ = [
     "rasterize_annotations",
     "read_annotations",
     "read_patches",
+    "resolve_annotation_classes",
     "tissue_mask",
     "write_synthetic_slide",
     "write_tiled_tiff",

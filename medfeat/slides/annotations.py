@@ -19,7 +19,16 @@ import numpy as np
 
 from .grid import box_fractions
 
-__all__ = ["Annotation", "annotations_to_geojson", "patch_labels", "rasterize_annotations", "read_annotations"]
+__all__ = [
+    "Annotation",
+    "annotation_classes",
+    "annotation_patch_labels",
+    "annotations_to_geojson",
+    "patch_labels",
+    "rasterize_annotations",
+    "read_annotations",
+    "resolve_annotation_classes",
+]
 
 # CAMELYON16 marks non-tumour regions inside tumour annotations with group "_2"; QuPath users
 # conventionally use "Exclusion"/"Ignore*". They are cut out of the mask by default.
@@ -418,3 +427,185 @@ def patch_labels(grid, mask, mask_downsample=None, min_fraction=0.5):
         mask_downsample = (W / mask.shape[1], H / mask.shape[0])
     frac = box_fractions(mask.astype(bool), mask_downsample, grid.boxes())
     return (frac >= float(min_fraction) - 1e-12).astype(np.int64)
+
+
+# --- Class selection: which annotation classes are lesions, which are normal, which are ignored --------
+
+_ROLES = ("positive", "negative", "ignore")
+
+
+def _patterns(value, name):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+    try:
+        out = tuple(str(v) for v in value)
+    except TypeError:
+        raise ValueError(f"{name} must be a list of class names (or a comma-separated string), got {value!r}.") from None
+    return tuple(v for v in out if v != "")
+
+
+def annotation_classes(annotations):
+    """Class names found in annotations with their polygon counts and level-0 areas.
+
+    Parameters
+    ----------
+    annotations : list of Annotation
+
+    Returns
+    -------
+    dict of str to (int, float)
+        ``{class name: (number of polygons, area in level-0 pixels^2)}``, sorted by name; unclassified
+        polygons appear under ``""``. Areas are the shoelace area of the exterior minus the holes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sq = np.array([[0, 0], [10, 0], [10, 10], [0, 10]])
+    >>> annotation_classes([Annotation(sq, label="Tumor"), Annotation(sq / 2, label="Stroma")])
+    {'Stroma': (1, 25.0), 'Tumor': (1, 100.0)}
+    """
+
+    def area(ring):
+        x, y = ring[:, 0], ring[:, 1]
+        return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+    out = {}
+    for ann in annotations:
+        if not isinstance(ann, Annotation):
+            ann = Annotation(ann)
+        n, a = out.get(ann.label, (0, 0.0))
+        out[ann.label] = (n + 1, a + area(ann.polygon) - sum(area(h) for h in ann.holes))
+    return dict(sorted(out.items()))
+
+
+def resolve_annotation_classes(labels, *, positive=None, negative=(), ignore=DEFAULT_EXCLUDE, source="annotations"):
+    """The role (positive / negative / ignore) of each annotation class name, or a clear error.
+
+    Names are matched exactly or as shell patterns (``"Tumor*"``), as QuPath's ``classification.name``
+    and ASAP's ``PartOfGroup`` spell them. A class in no list is an error when ``positive`` is given (a
+    stray "Stroma" polygon must not silently become lesion); with ``positive=None`` a single remaining
+    class is taken as positive and several are an error that lists them.
+
+    Parameters
+    ----------
+    labels : iterable of str
+        Class names found (e.g. the keys of :func:`annotation_classes`).
+    positive, negative, ignore : sequence of str, optional
+        Class names (or patterns) for lesion regions, explicitly normal regions, and regions to leave out
+        (patches mostly inside them get no label). ``ignore`` defaults to CAMELYON16's ``"_2"`` and
+        QuPath's ``"Exclusion"`` / ``"Ignore*"``.
+    source : str
+        Named in error messages (e.g. the annotation file).
+
+    Returns
+    -------
+    dict of str to str
+
+    Examples
+    --------
+    >>> resolve_annotation_classes(["Tumor", "Stroma"], positive=["Tumor"], negative=["Stroma"])
+    {'Stroma': 'negative', 'Tumor': 'positive'}
+    >>> resolve_annotation_classes(["Tumor"])
+    {'Tumor': 'positive'}
+    """
+    positive = _patterns(positive, "positive")
+    negative = _patterns(negative, "negative") or ()
+    ignore = _patterns(ignore, "ignore") or ()
+    roles, unknown = {}, []
+    for label in sorted(set(labels)):
+        hits = [role for role, pats in zip(_ROLES, (positive or (), negative, ignore)) if pats and _matches(label, pats)]
+        if len(hits) > 1:
+            raise ValueError(f"{source}: class {label!r} matches several of positive/negative/ignore ({hits}); "
+                             "each class needs one role.")
+        if hits:
+            roles[label] = hits[0]
+        else:
+            unknown.append(label)
+    shown = [u if u else "(unclassified)" for u in unknown]
+    if positive is not None and unknown:
+        raise ValueError(
+            f"{source}: annotation class(es) {shown} are in none of the positive classes {list(positive)}, negative "
+            f"classes {list(negative)} or ignored classes {list(ignore)}; list each class in one of them "
+            "(--positive-classes / --negative-classes / --ignore-classes)."
+        )
+    if positive is None:
+        if len(unknown) > 1:
+            raise ValueError(
+                f"{source}: annotations hold several classes {shown}; say which are lesions with positive=[...] "
+                "(--positive-classes) and which are normal or ignored, instead of counting every class as lesion."
+            )
+        for u in unknown:
+            roles[u] = "positive"
+    return dict(sorted(roles.items()))
+
+
+def annotation_patch_labels(grid, annotations, *, positive=None, negative=(), ignore=DEFAULT_EXCLUDE,
+                            outside="negative", min_fraction=0.5, source="annotations"):
+    """Patch labels 1 (lesion), 0 (normal) or -1 (no label) from classified annotation polygons.
+
+    A patch is positive when at least ``min_fraction`` of its area lies in positive regions (holes and
+    ignored regions cut out), else unlabelled (-1) when at least ``min_fraction`` lies in ignored
+    regions, else negative; with ``outside="ignore"`` a patch must also lie in explicitly negative
+    regions to be negative (sparse annotations, where unannotated tissue is unknown).
+
+    Parameters
+    ----------
+    grid : PatchGrid
+    annotations : list of Annotation
+    positive, negative, ignore, source
+        As in :func:`resolve_annotation_classes`.
+    outside : {"negative", "ignore"}, default "negative"
+        What tissue outside every annotation is: normal (CAMELYON16's rule) or unknown.
+    min_fraction : float, default 0.5
+
+    Returns
+    -------
+    ndarray of int8 (N,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from medfeat.slides import PatchGrid
+    >>> g = PatchGrid([[0, 0], [8, 0], [16, 0]], mpp=1, size=8, stride=8, slide_dimensions=(24, 8), slide_mpp=(1, 1))
+    >>> anns = [Annotation(np.array([[0, 0], [8, 0], [8, 8], [0, 8]]), label="Tumor"),
+    ...         Annotation(np.array([[8, 0], [16, 0], [16, 8], [8, 8]]), label="Stroma")]
+    >>> annotation_patch_labels(g, anns, positive=["Tumor"], negative=["Stroma"]).tolist()
+    [1, 0, 0]
+    >>> annotation_patch_labels(g, anns, positive=["Tumor"], negative=["Stroma"], outside="ignore").tolist()
+    [1, 0, -1]
+    """
+    if outside not in ("negative", "ignore"):
+        raise ValueError(f"outside must be 'negative' or 'ignore', got {outside!r}.")
+    if not 0 < float(min_fraction) <= 1:
+        raise ValueError(f"min_fraction must be in (0, 1], got {min_fraction!r}.")
+    anns = [a if isinstance(a, Annotation) else Annotation(a) for a in annotations]
+    roles = resolve_annotation_classes([a.label for a in anns], positive=positive, negative=negative,
+                                       ignore=ignore, source=source)
+    n = len(grid)
+    if not anns:
+        return np.full(n, 0 if outside == "negative" else -1, dtype=np.int8)
+    w, h = (int(v) for v in grid.slide_dimensions)
+    # Rasterise at a resolution where one patch spans >= ~8 mask pixels, so min_fraction is meaningful.
+    d = max(1.0, float(grid.size_level0) / 8.0)
+
+    def mask_of(role):
+        sel = [a for a in anns if roles[a.label] == role]
+        if not sel:
+            return np.zeros((max(1, int(np.ceil(h / d - 1e-9))), max(1, int(np.ceil(w / d - 1e-9)))), bool)
+        return rasterize_annotations(sel, (w, h), downsample=d, exclude=())
+
+    ign = mask_of("ignore")
+    pos = mask_of("positive") & ~ign
+    boxes = grid.boxes()
+    tol = 1e-12
+    f_pos = box_fractions(pos, d, boxes)
+    f_ign = box_fractions(ign, d, boxes)
+    labels = np.zeros(n, dtype=np.int8)
+    labels[f_ign >= float(min_fraction) - tol] = -1
+    if outside == "ignore":
+        neg = mask_of("negative") & ~ign & ~pos
+        labels[box_fractions(neg, d, boxes) < float(min_fraction) - tol] = -1
+    labels[f_pos >= float(min_fraction) - tol] = 1
+    return labels

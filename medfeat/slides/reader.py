@@ -17,13 +17,14 @@ it is always a coordinate mistake (e.g. level-k coordinates passed as level-0 on
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .._checks import check_image
 
-__all__ = ["MissingMPPError", "SlideReader"]
+__all__ = ["MissingMPPError", "SlideReader", "UpsamplingWarning"]
 
 # Relative tolerance when matching a requested downsample to a pyramid level: OpenSlide reports
 # downsamples such as 4.0003 for levels whose size does not divide evenly.
@@ -240,6 +241,34 @@ def _rgb_uint8(image, name):
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     return np.ascontiguousarray(arr)
+
+
+class UpsamplingWarning(UserWarning):
+    """A read asked for a finer resolution than the slide's best level holds, so pixels were interpolated.
+
+    Silence it with ``warnings.simplefilter("ignore", UpsamplingWarning)`` (the command line's
+    ``--allow-upsampling``) when the interpolation is intended.
+    """
+
+
+# (slide, rounded factor) pairs already warned about: one warning per slide and resolution, not per patch.
+_UPSAMPLING_WARNED = set()
+
+
+def _warn_upsampling(reader, fx, fy):
+    key = (reader.path if reader.path is not None else id(reader._backend), round(fx, 4), round(fy, 4))
+    if key in _UPSAMPLING_WARNED:
+        return
+    _UPSAMPLING_WARNED.add(key)
+    mpp = f"{reader._mpp[0]:g} um/px" if reader._mpp is not None else "its level-0 resolution"
+    target = f"{reader._mpp[0] * fx:g} um/px" if reader._mpp is not None else f"downsample {fx:g}"
+    warnings.warn(
+        f"{reader._name()} is read at {target}, finer than its best level ({mpp}): pixels are interpolated "
+        f"{1.0 / min(fx, fy):.2g}x (upsampled), not seen. Ask for mpp >= the slide's own, or silence this "
+        "with warnings.simplefilter('ignore', medfeat.slides.UpsamplingWarning) / --allow-upsampling.",
+        UpsamplingWarning,
+        stacklevel=3,
+    )
 
 
 class SlideReader:
@@ -514,6 +543,8 @@ class SlideReader:
             )
         level = self.best_level(min(fx, fy))
         ds = self.level_downsamples[level]
+        if level == 0 and min(fx, fy) < 1.0 - _LEVEL_TOL:
+            _warn_upsampling(self, fx, fy)
         lw, lh = self.level_dimensions[level]
         # OpenSlide maps level-0 to level-k pixels by dividing by its reported downsample (the mean of
         # both axes when a level's size does not divide evenly); use the same mapping.
