@@ -14,8 +14,16 @@ without resampling.
 Areas outside the slide and transparent pixels (OpenSlide returns alpha 0 outside the scanned area)
 are composited onto white. A region that does not overlap the slide at all is a ``ValueError``:
 it is always a coordinate mistake (e.g. level-k coordinates passed as level-0 ones).
+
+Pixel budget: a file can claim any size in a few bytes (a 0.7 MB tiled TIFF claiming 20000 x 20000 px
+without a pyramid), so no single request decodes more than ``max_pixels`` pixels of a level (default
+``2**28``, about 16384 x 16384; ``SlideReader.open(..., max_pixels=)`` or the ``MEDFEAT_MAX_PIXELS``
+environment variable). Plain images, decoded whole, are checked against it from their header before
+decoding. Below the budget, large reads (thumbnails and tissue masks of unpyramided slides) are decoded in
+tiles of at most ``2**22`` level pixels, so memory stays near the size of the output.
 """
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -37,6 +45,45 @@ _TIFF_SUFFIXES = {".tif", ".tiff"}
 
 class MissingMPPError(ValueError):
     """Raised when a resolution is needed but neither the slide nor the user gives one."""
+
+
+# Most level pixels one request may decode (plain images: the whole image). 2**28 RGB pixels are 768 MiB.
+DEFAULT_MAX_PIXELS = 2**28
+# Reads larger than this are decoded tile by tile (OpenSlide's direct read holds 7 bytes per pixel).
+_TILE_PIXELS = 2**22
+
+
+def _max_pixels(value):
+    if value is None:
+        env = os.environ.get("MEDFEAT_MAX_PIXELS")
+        if env is None:
+            return DEFAULT_MAX_PIXELS
+        try:
+            value = int(float(env))
+        except ValueError:
+            raise ValueError(f"MEDFEAT_MAX_PIXELS must be a positive number of pixels, got {env!r}.") from None
+        name = "MEDFEAT_MAX_PIXELS"
+    else:
+        name = "max_pixels"
+    try:
+        ok = int(value) == value and int(value) > 0
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a positive whole number of pixels, got {value!r}.")
+    return int(value)
+
+
+class _Refused(ValueError):
+    """A file medfeat refuses on purpose (over budget, truncated): its message is final, not wrapped."""
+
+
+def _budget_error(what, w, h, budget):
+    return _Refused(
+        f"{what} needs {w} x {h} = {w * h:,} pixels decoded at once, above the pixel budget of {budget:,} "
+        "(a decompression bomb, or an image without a pyramid level coarse enough); raise it with "
+        "SlideReader.open(..., max_pixels=N) or the MEDFEAT_MAX_PIXELS environment variable if the file is trusted."
+    )
 
 
 def _as_pair(value, name):
@@ -201,31 +248,96 @@ def _tiff_mpp(page):
     return None
 
 
-def _load_plain_image(path):
-    """Decode a plain image into an RGB uint8 array and its mpp from tags (or None)."""
+class _LogCapture(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def _tiff_page0(tif, path, file_size, max_pixels):
+    """Page 0 of a TIFF OpenSlide did not open, after refusing truncated pyramids and over-budget pages."""
+    pages = list(tif.pages)
+    if not pages:
+        raise ValueError(f"the TIFF file {str(path)!r} holds no image.")
+    for k, page in enumerate(pages):
+        ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts) if n]
+        if ends and max(ends) > file_size:
+            raise _Refused(
+                f"the TIFF file {str(path)!r} is truncated: the image data of page {k} ({page.shape[1]} x "
+                f"{page.shape[0]} px) ends at byte {max(ends):,} but the file has {file_size:,} bytes. An incomplete "
+                "copy of a pyramidal slide is not read as a one-level image (other features, 4x the memory)."
+            )
+    page = pages[0]
+    h, w = page.shape[:2]
+    if h * w > max_pixels:
+        raise _budget_error(f"decoding the image {str(path)!r}, which has no pyramid OpenSlide reads,", w, h,
+                            max_pixels)
+    if len(pages) > 1 and any(p.shape[:2] != page.shape[:2] for p in pages[1:]):
+        warnings.warn(
+            f"{str(path)!r}: OpenSlide does not read this {len(pages)}-page TIFF (a pyramid with untiled or "
+            "unusual pages?); only its first page is used, as a one-level image, and every thumbnail and mask is "
+            "computed from it.", UserWarning, stacklevel=4)
+    return page
+
+
+def _load_plain_image(path, max_pixels=DEFAULT_MAX_PIXELS):
+    """Decode a plain image into an RGB uint8 array and its mpp from tags (or None).
+
+    The size is checked against ``max_pixels`` from the header, before decoding; a TIFF whose pages
+    point past the end of the file (a truncated pyramid, which OpenSlide refuses) is refused, not read as
+    its first page.
+    """
     suffix = path.suffix.lower()
     mpp = None
     if suffix in _TIFF_SUFFIXES:
         import tifffile
 
+        # tifffile logs (not raises) an IFD chain that points past the end of the file
+        capture = _LogCapture()
+        tlog = logging.getLogger("tifffile")
+        tlog.addHandler(capture)
         try:
             with tifffile.TiffFile(str(path)) as tif:
-                page = tif.pages[0]
+                page = _tiff_page0(tif, path, os.path.getsize(path), max_pixels)
+                if any("offset" in m for m in capture.messages):
+                    raise _Refused(
+                        f"the TIFF file {str(path)!r} is truncated or damaged (its list of pages points past the end "
+                        f"of the file: {capture.messages[0]}); an incomplete pyramid is not read as a one-level image."
+                    )
                 mpp = _tiff_mpp(page)
                 image = page.asarray()
+        except _Refused as exc:
+            raise ValueError(str(exc)) from None
+        except ValueError as exc:
+            raise ValueError(f"could not read the TIFF file {str(path)!r} (truncated or not a TIFF?): {exc}") from exc
         except Exception as exc:  # tifffile raises a variety of errors for damaged files
             raise ValueError(f"could not read the TIFF file {str(path)!r} (truncated or not a TIFF?): {exc}") from exc
+        finally:
+            tlog.removeHandler(capture)
     else:
         from PIL import Image
 
         try:
-            with Image.open(path) as im:
-                im.load()
-                if im.mode in ("RGBA", "LA", "P"):
-                    im = im.convert("RGBA")
-                    bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                    im = Image.alpha_composite(bg, im)
-                image = np.asarray(im.convert("RGB"))
+            with warnings.catch_warnings():
+                # our own budget decides (checked below from the header); Pillow's warning would only repeat it
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    w, h = im.size
+                    if w * h > max_pixels:
+                        raise _budget_error(f"decoding the image {str(path)!r}", w, h, max_pixels)
+                    im.load()
+                    if im.mode in ("RGBA", "LA", "P"):
+                        im = im.convert("RGBA")
+                        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                        im = Image.alpha_composite(bg, im)
+                    image = np.asarray(im.convert("RGB"))
+        except _Refused as exc:
+            raise ValueError(str(exc)) from None
+        except ValueError as exc:
+            raise ValueError(f"could not read the image file {str(path)!r} (truncated or not an image?): {exc}") from exc
         except Exception as exc:
             raise ValueError(f"could not read the image file {str(path)!r} (truncated or not an image?): {exc}") from exc
     return _rgb_uint8(image, name=f"image in {str(path)!r}"), mpp
@@ -302,8 +414,9 @@ class SlideReader:
     (25, 50, 3)
     """
 
-    def __init__(self, backend, *, path=None, mpp=None, vendor="array", objective_power=None):
+    def __init__(self, backend, *, path=None, mpp=None, vendor="array", objective_power=None, max_pixels=None):
         self._backend = backend
+        self.max_pixels = _max_pixels(max_pixels)
         self.path = path
         self._mpp = mpp
         self._user_mpp = None
@@ -316,7 +429,7 @@ class SlideReader:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def open(cls, path_or_array, mpp=None):
+    def open(cls, path_or_array, mpp=None, *, max_pixels=None):
         """Open a slide file, a plain image file or an ``H x W x 3`` uint8 array.
 
         Parameters
@@ -327,6 +440,9 @@ class SlideReader:
             float in [0, 1]).
         mpp : float or (float, float), optional
             Microns per level-0 pixel. Overrides the file's value, or supplies a missing one.
+        max_pixels : int, optional
+            Pixel budget: the most level pixels one read (or the decoding of a plain image) may need.
+            Default ``$MEDFEAT_MAX_PIXELS`` or :data:`DEFAULT_MAX_PIXELS` (``2**28``).
 
         Returns
         -------
@@ -337,7 +453,8 @@ class SlideReader:
         FileNotFoundError
             If the file does not exist.
         ValueError
-            If the file cannot be decoded (not a slide, truncated) or ``mpp`` is not positive.
+            If the file cannot be decoded (not a slide, truncated pyramid), a plain image exceeds the pixel
+            budget, or ``mpp`` is not positive.
 
         Examples
         --------
@@ -347,9 +464,10 @@ class SlideReader:
         1
         """
         user_mpp = _as_pair(mpp, "mpp")
+        max_pixels = _max_pixels(max_pixels)
         if isinstance(path_or_array, np.ndarray):
             image = _rgb_uint8(path_or_array, name="path_or_array")
-            reader = cls(_ArrayBackend(image), path=None, mpp=user_mpp, vendor="array")
+            reader = cls(_ArrayBackend(image), path=None, mpp=user_mpp, vendor="array", max_pixels=max_pixels)
             reader._user_mpp = user_mpp
             return reader
         if not isinstance(path_or_array, (str, os.PathLike)):
@@ -391,10 +509,11 @@ class SlideReader:
                     f"{str(path)!r} is not a slide OpenSlide recognises nor a plain image "
                     f"(PNG/JPEG/TIFF); check that the file is complete and really a {suffix or 'slide'} file."
                 )
-            image, file_mpp = _load_plain_image(path)
+            image, file_mpp = _load_plain_image(path, max_pixels)
             backend = _ArrayBackend(image)
             power, vendor = None, "image"
-        reader = cls(backend, path=str(path), mpp=user_mpp or file_mpp, vendor=vendor, objective_power=power)
+        reader = cls(backend, path=str(path), mpp=user_mpp or file_mpp, vendor=vendor, objective_power=power,
+                     max_pixels=max_pixels)
         reader._user_mpp = user_mpp
         return reader
 
@@ -405,10 +524,10 @@ class SlideReader:
         """
         if self.path is None or self.vendor == "image":
             clone = SlideReader(self._backend, path=self.path, mpp=self._mpp, vendor=self.vendor,
-                                objective_power=self.objective_power)
+                                objective_power=self.objective_power, max_pixels=self.max_pixels)
             clone._user_mpp = self._user_mpp
             return clone
-        clone = SlideReader.open(self.path, mpp=self._user_mpp)
+        clone = SlideReader.open(self.path, mpp=self._user_mpp, max_pixels=self.max_pixels)
         if self._backend is not None:  # a closed reader can still be re-opened; it has no cache to share
             self._backend.share_cache_with(clone._backend)
         return clone
@@ -541,20 +660,51 @@ class SlideReader:
                 f"region at level-0 ({x:g}, {y:g}) of level-0 size ({ext_w:g}, {ext_h:g}) lies entirely outside "
                 f"{self._name()} of level-0 size {self.dimensions}."
             )
+        if w * h > self.max_pixels:
+            raise _budget_error(f"a {w} x {h} px read of {self._name()}", w, h, self.max_pixels)
         level = self.best_level(min(fx, fy))
         ds = self.level_downsamples[level]
         if level == 0 and min(fx, fy) < 1.0 - _LEVEL_TOL:
             _warn_upsampling(self, fx, fy)
-        lw, lh = self.level_dimensions[level]
         # OpenSlide maps level-0 to level-k pixels by dividing by its reported downsample (the mean of
         # both axes when a level's size does not divide evenly); use the same mapping.
-        dsx = dsy = ds
-        sx, sy = fx / dsx, fy / dsy  # level pixels per output pixel
-        lx, ly = x / dsx, y / dsy
-        if abs(sx - 1.0) < _LEVEL_TOL and abs(sy - 1.0) < _LEVEL_TOL:
+        sx, sy = fx / ds, fy / ds  # level pixels per output pixel
+        lx, ly = x / ds, y / ds
+        lw, lh = self.level_dimensions[level]
+        exact = abs(sx - 1.0) < _LEVEL_TOL and abs(sy - 1.0) < _LEVEL_TOL
+        # Level pixels this request decodes (clipped to the level): the budget is checked before any decoding.
+        margin = 0 if exact else 2 + int(np.ceil(max(sx, sy)))
+        need_w = max(0, min(lx + w * sx + margin, lw) - max(lx - margin, 0))
+        need_h = max(0, min(ly + h * sy + margin, lh) - max(ly - margin, 0))
+        if need_w * need_h > self.max_pixels:
+            raise _budget_error(
+                f"reading level-0 ({x:g}, {y:g}) + ({w * fx:g}, {h * fy:g}) of {self._name()} from level {level} "
+                f"({lw} x {lh} px)", int(np.ceil(need_w)), int(np.ceil(need_h)), self.max_pixels)
+        out = None
+        # Output tile so that one tile's level box stays under _TILE_PIXELS (a pixel's box may alone exceed it).
+        side = np.sqrt(_TILE_PIXELS)
+        tw = max(1, min(w, int((side - 2 * margin - 2) / sx))) if w * sx * h * sy > _TILE_PIXELS else w
+        th = max(1, min(h, int((side - 2 * margin - 2) / sy))) if w * sx * h * sy > _TILE_PIXELS else h
+        if tw == w and th == h:
+            return self._read_level(level, lx, ly, w, h, sx, sy, exact)
+        out = np.full((h, w, 3), 255, np.uint8)
+        for oy in range(0, h, th):
+            for ox in range(0, w, tw):
+                bw, bh = min(tw, w - ox), min(th, h - oy)
+                # at a level's own resolution output pixel i is level pixel round(lx) + i
+                tx, ty = (round(lx) + ox, round(ly) + oy) if exact else (lx + ox * sx, ly + oy * sy)
+                if tx >= lw + margin or ty >= lh + margin or tx + bw * sx <= -margin or ty + bh * sy <= -margin:
+                    continue  # outside the level: stays white
+                out[oy : oy + bh, ox : ox + bw] = self._read_level(level, tx, ty, bw, bh, sx, sy, exact)
+        return out
+
+    def _read_level(self, level, lx, ly, w, h, sx, sy, exact):
+        """``(h, w)`` output pixels from level ``level`` starting at level pixel ``(lx, ly)``, ``sx`` level px each."""
+        if exact:
             return self._backend_read(level, round(lx), round(ly), w, h)
         from PIL import Image
 
+        lw, lh = self.level_dimensions[level]
         # Read an integer-aligned level box with a margin for the filter support, then resample the
         # exact float box inside it.
         margin = 2 + int(np.ceil(max(sx, sy)))

@@ -126,6 +126,13 @@ def tissue_mask(reader, method="otsu", mpp=8.0, min_object_um2=2000.0, fill_hole
     -------
     TissueMask
 
+    Raises
+    ------
+    ValueError
+        When the low-resolution view needs more level pixels than the reader's pixel budget
+        (``SlideReader.open(..., max_pixels=)``): a slide without a pyramid level near ``mpp`` is decoded
+        from level 0, in tiles, and only up to that budget.
+
     Warns
     -----
     UserWarning
