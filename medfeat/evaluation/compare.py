@@ -205,6 +205,18 @@ def compare_feature_sets(
         P-values are paired tests against the feature set with the best AUC: DeLong without groups,
         clustered (Obuchowski 1997) with groups.
 
+    See Also
+    --------
+    delong_test : the paired test of each row against the reference.
+    medfeat.pipelines.compare_image_folder : the whole comparison on a folder of images.
+
+    References
+    ----------
+    .. [1] Bar Y, Diamant I, Wolf L, Greenspan H. Deep learning with non-medical training used for chest
+       pathology identification. Proc. SPIE Medical Imaging 9414 (2015). doi:10.1117/12.2083124
+    .. [2] DeLong ER, DeLong DM, Clarke-Pearson DL. Comparing the areas under two or more correlated receiver
+       operating characteristic curves: a nonparametric approach. Biometrics 44(3):837-845 (1988).
+
     Examples
     --------
     >>> import numpy as np

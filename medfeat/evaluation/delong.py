@@ -73,6 +73,17 @@ def delong_covariance(y_true, scores, *, pos_label=None):
     cov : ndarray of shape (k, k)
         ``S10 / m + S01 / n`` with the sample covariances (ddof=1) of the placement values.
 
+    See Also
+    --------
+    delong_auc_ci, delong_test : built on this covariance.
+
+    References
+    ----------
+    .. [1] DeLong ER, DeLong DM, Clarke-Pearson DL. Comparing the areas under two or more correlated receiver
+       operating characteristic curves: a nonparametric approach. Biometrics 44(3):837-845 (1988).
+    .. [2] Sun X, Xu W. Fast implementation of DeLong's algorithm for comparing the areas under correlated
+       receiver operating characteristic curves. IEEE Signal Processing Letters 21(11):1389-1393 (2014).
+
     Examples
     --------
     >>> aucs, cov = delong_covariance([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
@@ -121,6 +132,18 @@ def delong_auc_ci(y_true, y_score, confidence=0.95, *, pos_label=None):
     AUCCI
         Named tuple ``(auc, lo, hi)``.
 
+    See Also
+    --------
+    delong_test : paired comparison of two scores.
+    roc_report : AUC, CIs and operating points together.
+
+    References
+    ----------
+    .. [1] DeLong ER, DeLong DM, Clarke-Pearson DL. Comparing the areas under two or more correlated receiver
+       operating characteristic curves: a nonparametric approach. Biometrics 44(3):837-845 (1988).
+    .. [2] Sun X, Xu W. Fast implementation of DeLong's algorithm for comparing the areas under correlated
+       receiver operating characteristic curves. IEEE Signal Processing Letters 21(11):1389-1393 (2014).
+
     Examples
     --------
     >>> res = delong_auc_ci([0, 0, 1, 1, 0, 1], [0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
@@ -156,6 +179,18 @@ def delong_test(y_true, score_a, score_b, *, pos_label=None):
     DeLongTest
         Named tuple ``(z, p_value, auc_a, auc_b)``. Identical AUCs with zero variance of the difference
         give ``z = 0, p = 1``.
+
+    See Also
+    --------
+    delong_auc_ci : one AUC with its CI.
+    compare_feature_sets : the Bar et al. table with these tests.
+
+    References
+    ----------
+    .. [1] DeLong ER, DeLong DM, Clarke-Pearson DL. Comparing the areas under two or more correlated receiver
+       operating characteristic curves: a nonparametric approach. Biometrics 44(3):837-845 (1988).
+    .. [2] Sun X, Xu W. Fast implementation of DeLong's algorithm for comparing the areas under correlated
+       receiver operating characteristic curves. IEEE Signal Processing Letters 21(11):1389-1393 (2014).
 
     Examples
     --------

@@ -68,6 +68,16 @@ def lesion_map(mask, *, mpp, mask_downsample=1.0, dilation_um=75.0, itc_um=275.0
     itc : set of int
         Labels that are isolated tumour cells.
 
+    See Also
+    --------
+    froc : scores detections against this map.
+
+    References
+    ----------
+    .. [1] Ehteshami Bejnordi B, Veta M, van Diest PJ, et al. Diagnostic assessment of deep learning
+       algorithms for detection of lymph node metastases in women with breast cancer.
+       JAMA 318(22):2199-2210 (2017).
+
     Examples
     --------
     >>> import numpy as np
@@ -243,6 +253,19 @@ def froc(
     -------
     FROCResult
 
+    See Also
+    --------
+    detections_from_heatmap : detections from a probability map.
+    lesion_map : the reference lesions and isolated tumour cells.
+
+    References
+    ----------
+    .. [1] Ehteshami Bejnordi B, Veta M, van Diest PJ, et al. Diagnostic assessment of deep learning
+       algorithms for detection of lymph node metastases in women with breast cancer.
+       JAMA 318(22):2199-2210 (2017).
+    .. [2] Liu Y, Gadepalli K, Norouzi M, et al. Detecting cancer metastases on gigapixel pathology images.
+       arXiv:1703.02442 (2017).
+
     Examples
     --------
     >>> import numpy as np
@@ -415,6 +438,18 @@ def detections_from_heatmap(
     -------
     ndarray of shape (k, 3)
         (x, y, probability) in level-0 pixels, most probable first.
+
+    See Also
+    --------
+    froc : scores these detections.
+
+    References
+    ----------
+    .. [1] Liu Y, Gadepalli K, Norouzi M, et al. Detecting cancer metastases on gigapixel pathology images.
+       arXiv:1703.02442 (2017).
+    .. [2] Ehteshami Bejnordi B, Veta M, van Diest PJ, et al. Diagnostic assessment of deep learning
+       algorithms for detection of lymph node metastases in women with breast cancer.
+       JAMA 318(22):2199-2210 (2017).
 
     Examples
     --------

@@ -458,6 +458,17 @@ def roc_report(
         fewer than ``min_groups`` groups or has zero width (a degenerate interval, e.g. PPV 0.857-0.857,
         which says nothing about certainty).
 
+    See Also
+    --------
+    delong_auc_ci : the DeLong interval alone.
+    multiclass_roc : one-vs-rest and macro AUC.
+    froc : lesion-level evaluation on slides.
+
+    References
+    ----------
+    .. [1] DeLong ER, DeLong DM, Clarke-Pearson DL. Comparing the areas under two or more correlated receiver
+       operating characteristic curves: a nonparametric approach. Biometrics 44(3):837-845 (1988).
+
     Examples
     --------
     >>> import numpy as np

@@ -155,6 +155,15 @@ def color_features(image, bins=16):
     -------
     ndarray of float32, shape (9 * (3 + bins),)
 
+    See Also
+    --------
+    ColorFeatures : the same on a batch, as a scikit-learn transformer.
+
+    References
+    ----------
+    .. [1] Ruifrok AC, Johnston DA. Quantification of histochemical staining by color deconvolution.
+       Analytical and Quantitative Cytology and Histology 23(4):291-299 (2001).
+
     Examples
     --------
     >>> import numpy as np

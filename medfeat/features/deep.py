@@ -322,12 +322,25 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
     device_, precision_ : str
         Resolved device and precision.
 
+    See Also
+    --------
+    list_backbones, list_layers : what can be used.
+    MultiScaleFeatures : the same at several scales around one centre.
+    predict_imagenet : what the backbone thinks an image is.
+
     Notes
     -----
     Grey images (C=1) are replicated to RGB. ``transform`` returns the same numbers whatever the
     batch size (up to float rounding). Pickles hold parameters and fitted metadata only; the network
     is rebuilt from ``backbone``/``weights`` on first use after loading (so a checkpoint path must
     still exist there).
+
+    References
+    ----------
+    .. [1] Bar Y, Diamant I, Wolf L, Greenspan H. Deep learning with non-medical training used for chest
+       pathology identification. Proc. SPIE Medical Imaging 9414 (2015). doi:10.1117/12.2083124
+    .. [2] Tan M, Le QV. EfficientNet: rethinking model scaling for convolutional neural networks.
+       ICML (2019).
 
     Examples
     --------

@@ -355,6 +355,18 @@ class GIST(ImageTransformer):
         ``"R_"``/``"G_"``/``"B_"`` when ``color`` is True.
     n_features_out_ : int
 
+    See Also
+    --------
+    gist_descriptor : the same on one image.
+    HandcraftedFeatures : every handcrafted family at once.
+
+    References
+    ----------
+    .. [1] Oliva A, Torralba A. Modeling the shape of the scene: a holistic representation of the spatial
+       envelope. International Journal of Computer Vision 42:145-175 (2001). doi:10.1023/A:1011139631724
+    .. [2] Bar Y, Diamant I, Wolf L, Greenspan H. Deep learning with non-medical training used for chest
+       pathology identification. Proc. SPIE Medical Imaging 9414 (2015). doi:10.1117/12.2083124
+
     Examples
     --------
     >>> import numpy as np
@@ -432,6 +444,16 @@ def gist_descriptor(
     Returns
     -------
     ndarray of float32, shape (n_filters * n_blocks**2 * (3 if color else 1),)
+
+    See Also
+    --------
+    GIST : the same on a batch, as a scikit-learn transformer.
+    gabor_transfer_functions : the filter bank.
+
+    References
+    ----------
+    .. [1] Oliva A, Torralba A. Modeling the shape of the scene: a holistic representation of the spatial
+       envelope. International Journal of Computer Vision 42:145-175 (2001). doi:10.1023/A:1011139631724
 
     Examples
     --------

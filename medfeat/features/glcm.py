@@ -156,6 +156,16 @@ def glcm_features(
     -------
     ndarray of float32, shape (len(props) * len(distances) * len(angles),)
 
+    See Also
+    --------
+    GLCMFeatures : the same on a batch, as a scikit-learn transformer.
+    skimage.feature.graycomatrix : the co-occurrence matrices.
+
+    References
+    ----------
+    .. [1] Haralick RM, Shanmugam K, Dinstein I. Textural features for image classification. IEEE Trans.
+       Systems, Man, and Cybernetics 3(6):610-621 (1973).
+
     Examples
     --------
     >>> import numpy as np

@@ -181,6 +181,17 @@ def lbp_codes(image, P=8, R=1.0, method="uniform"):
     -------
     ndarray of int64, shape (H, W)
 
+    See Also
+    --------
+    lbp_histogram : histograms of these codes.
+    skimage.feature.local_binary_pattern : the reference the codes equal.
+
+    References
+    ----------
+    .. [1] Ojala T, Pietikäinen M, Mäenpää T. Multiresolution gray-scale and rotation invariant texture
+       classification with local binary patterns. IEEE TPAMI 24(7):971-987 (2002).
+       doi:10.1109/TPAMI.2002.1017623
+
     Examples
     --------
     >>> import numpy as np
@@ -231,6 +242,17 @@ class LBPHistogram(ImageTransformer):
         ``"P8_R1_0"`` ... (pair, then bin).
     n_features_out_ : int
 
+    See Also
+    --------
+    lbp_histogram : the same on one image.
+    HandcraftedFeatures : every handcrafted family at once.
+
+    References
+    ----------
+    .. [1] Ojala T, Pietikäinen M, Mäenpää T. Multiresolution gray-scale and rotation invariant texture
+       classification with local binary patterns. IEEE TPAMI 24(7):971-987 (2002).
+       doi:10.1109/TPAMI.2002.1017623
+
     Examples
     --------
     >>> import numpy as np
@@ -274,6 +296,17 @@ def lbp_histogram(image, radii_points=((8, 1), (16, 2), (24, 3)), method="unifor
     -------
     ndarray of float32, shape (sum of bins,)
         One histogram per pair, each summing to 1.
+
+    See Also
+    --------
+    LBPHistogram : the same on a batch, as a scikit-learn transformer.
+    lbp_codes : the per-pixel codes.
+
+    References
+    ----------
+    .. [1] Ojala T, Pietikäinen M, Mäenpää T. Multiresolution gray-scale and rotation invariant texture
+       classification with local binary patterns. IEEE TPAMI 24(7):971-987 (2002).
+       doi:10.1109/TPAMI.2002.1017623
 
     Examples
     --------

@@ -39,6 +39,16 @@ class MultiScaleFeatures(TransformerMixin, BaseEstimator):
     n_scales_ : int
     n_features_out_ : int
 
+    See Also
+    --------
+    DeepFeatures : frozen CNN layer features of one scale.
+    medfeat.slides.read_patches : multiscale patches from a slide.
+
+    References
+    ----------
+    .. [1] Liu Y, Gadepalli K, Norouzi M, et al. Detecting cancer metastases on gigapixel pathology images.
+       arXiv:1703.02442 (2017).
+
     Examples
     --------
     >>> import numpy as np

@@ -104,6 +104,16 @@ class PatchGrid:
     tissue : ndarray of float (N,) or None
         Tissue fraction of each patch when a mask was used.
 
+    See Also
+    --------
+    read_patches, iter_patch_batches : the pixels of the grid.
+    tissue_mask : the mask the grid keeps patches from.
+
+    References
+    ----------
+    .. [1] Liu Y, Gadepalli K, Norouzi M, et al. Detecting cancer metastases on gigapixel pathology images.
+       arXiv:1703.02442 (2017).
+
     Examples
     --------
     >>> import numpy as np

@@ -107,6 +107,16 @@ def read_patches(reader, grid, scales=(1,), indices=None):
     ndarray of uint8
         ``(N, size, size, 3)`` for one scale, ``(N, S, size, size, 3)`` for several.
 
+    See Also
+    --------
+    iter_patch_batches : the same in batches, read by worker threads.
+    PatchGrid : the coordinates.
+
+    References
+    ----------
+    .. [1] Liu Y, Gadepalli K, Norouzi M, et al. Detecting cancer metastases on gigapixel pathology images.
+       arXiv:1703.02442 (2017).
+
     Examples
     --------
     >>> import numpy as np
