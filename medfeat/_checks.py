@@ -3,11 +3,24 @@
 Every public entry point that takes images goes through :func:`check_image` or
 :func:`check_image_batch`, so the dtype and shape rules of the whole package live here:
 
-- images are ``H x W x C`` ``uint8`` with C in {1, 3}; a 2-D ``H x W`` array is a grey image
-  and becomes ``H x W x 1``;
-- float images must lie in [0, 1] and are converted explicitly with ``round(x * 255)``;
-- bool, 16-bit, signed integer and 4-channel (RGBA) images are rejected with a ``ValueError``
-  rather than silently mis-scaled.
+- images are ``H x W x C`` with C in {1, 3}; a 2-D ``H x W`` array is a grey image and becomes
+  ``H x W x 1``;
+- by default (``keep_precision=False``, for consumers that work on 8-bit values: CNN input, stain
+  normalisation, slide reading) the result is ``uint8``: float images must lie in [0, 1] and are
+  converted explicitly with ``round(x * 255)``; 16-bit images are rejected;
+- with ``keep_precision=True`` (the handcrafted features) ``uint8`` and ``uint16`` images are returned
+  unchanged and float images in [0, 1] stay float (float16 becomes float32), so nothing is rounded
+  to 8 bits. A ``uint16`` image carries no intensity scale of its own (12-bit? windowed?): the
+  consumers that need one (colour, GLCM) ask for an explicit ``bit_depth``; scale-free ones (GIST,
+  which rescales to [0, 255] itself, and LBP, which only compares values) use the integers as they are;
+- bool, signed integer, 32-bit integer and 4-channel (RGBA) images are rejected with a
+  ``ValueError`` rather than silently mis-scaled: window them to [0, 1] first
+  (:func:`window_to_unit`, public as ``medfeat.features.window_image``).
+
+The intensity windows of radiology (DICOM VOI window centre/width, CT presets, percentile windows)
+are defined here too, because both the DICOM reader (``medfeat.datasets``) and the feature-side
+transformer (``medfeat.features.preprocessing``) apply them and those leaves may not import each
+other.
 """
 
 import html
@@ -17,11 +30,15 @@ import numpy as np
 
 __all__ = [
     "ResultDisplay",
+    "WINDOW_PRESETS",
     "check_image",
     "check_image_batch",
     "check_multiscale_batch",
     "optional_import",
+    "parse_window",
+    "percentile_window",
     "to_grey",
+    "window_to_unit",
 ]
 
 
@@ -50,19 +67,24 @@ def optional_import(module, *, purpose=None, package=None):
         raise ImportError(f"medfeat needs the package {pkg!r}{why}; install it with `pip install {pkg}`.") from exc
 
 
-def check_image(image, *, name="image"):
-    """Validate one image and return it as an ``H x W x C`` uint8 array (C = 1 or 3).
+def check_image(image, *, name="image", keep_precision=False):
+    """Validate one image and return it as an ``H x W x C`` array (C = 1 or 3).
 
     Parameters
     ----------
     image : array-like
-        ``H x W`` grey or ``H x W x C`` with C in {1, 3}; uint8, or float in [0, 1].
+        ``H x W`` grey or ``H x W x C`` with C in {1, 3}; uint8, float in [0, 1], or (with
+        ``keep_precision``) uint16.
     name : str
         Argument name used in error messages.
+    keep_precision : bool, default=False
+        False: return uint8 (floats converted with ``round(x * 255)``, 16-bit rejected). True: return
+        uint8 and uint16 images unchanged and float images as float32/float64 (see the module notes).
 
     Returns
     -------
-    ndarray of uint8, shape (H, W, C)
+    ndarray of shape (H, W, C)
+        uint8, or with ``keep_precision`` uint8, uint16, float32 or float64.
 
     Examples
     --------
@@ -71,6 +93,8 @@ def check_image(image, *, name="image"):
     (4, 5, 1)
     >>> check_image(np.full((2, 2, 3), 1.0))[0, 0]
     array([255, 255, 255], dtype=uint8)
+    >>> check_image(np.full((2, 2), 0.3), keep_precision=True)[0, 0]
+    array([0.3])
     """
     arr = np.asarray(image)
     if arr.dtype == object:
@@ -89,10 +113,10 @@ def check_image(image, *, name="image"):
         )
     if c not in (1, 3):
         raise ValueError(f"{name} must have 1 (grey) or 3 (RGB) channels, got {c} (shape {arr.shape}).")
-    return _to_uint8(arr, name=name)
+    return _convert(arr, name=name, keep_precision=keep_precision)
 
 
-def _to_uint8(arr, *, name):
+def _convert(arr, *, name, keep_precision):
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == np.bool_:
@@ -104,33 +128,43 @@ def _to_uint8(arr, *, name):
         if lo < 0.0 or hi > 1.0:
             raise ValueError(
                 f"{name} is a float image with values in [{lo:g}, {hi:g}]; float images must lie in [0, 1]. "
-                "For 0-255 data pass uint8 (e.g. image.astype(np.uint8))."
+                "For 0-255 data pass uint8 (e.g. image.astype(np.uint8)); window other ranges to [0, 1] "
+                "first (medfeat.features.window_image)."
             )
+        if keep_precision:
+            return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float32)
         return np.round(arr * 255.0).astype(np.uint8)
+    if keep_precision and arr.dtype == np.uint16:
+        return arr
     if np.issubdtype(arr.dtype, np.integer):
+        accepted = "uint8, uint16" if keep_precision else "uint8"
         raise ValueError(
-            f"{name} has dtype {arr.dtype}; expected uint8 (or float in [0, 1]). Rescale 16-bit or signed "
-            "images to 0-255 yourself, e.g. (image / image.max() * 255).astype(np.uint8), so no intensity "
-            "scaling is guessed."
+            f"{name} has dtype {arr.dtype}; expected {accepted} (or float in [0, 1]). Map 16-bit, signed (e.g. CT "
+            "Hounsfield units) or 32-bit images to [0, 1] with an explicit window first, e.g. "
+            "medfeat.features.window_image(image, (center, width)) or window_image(image, 'percentile'), "
+            "so that no intensity scaling is guessed."
         )
     raise ValueError(f"{name} has unsupported dtype {arr.dtype}; expected uint8 or float in [0, 1].")
 
 
-def check_image_batch(X, *, name="X"):
+def check_image_batch(X, *, name="X", keep_precision=False):
     """Validate a batch of images.
 
     Parameters
     ----------
     X : ndarray of shape (N, H, W, C) or list of images
-        An NHWC array (uint8, or float in [0, 1]) or a list of ``H x W [x C]`` images, possibly of
-        different sizes.
+        An NHWC array (uint8, or float in [0, 1]; uint16 with ``keep_precision``) or a list of
+        ``H x W [x C]`` images, possibly of different sizes (and, in a list, different dtypes).
     name : str
         Argument name used in error messages.
+    keep_precision : bool, default=False
+        See :func:`check_image`.
 
     Returns
     -------
     ndarray of shape (N, H, W, C) or list of ndarray
-        A uint8 NHWC array when ``X`` is an array, else a list of ``H x W x C`` uint8 arrays.
+        An NHWC array when ``X`` is an array, else a list of ``H x W x C`` arrays; uint8 unless
+        ``keep_precision``.
 
     Examples
     --------
@@ -143,7 +177,7 @@ def check_image_batch(X, *, name="X"):
     if isinstance(X, (list, tuple)):
         if len(X) == 0:
             raise ValueError(f"{name} is an empty batch; expected at least one image.")
-        return [check_image(im, name=f"{name}[{i}]") for i, im in enumerate(X)]
+        return [check_image(im, name=f"{name}[{i}]", keep_precision=keep_precision) for i, im in enumerate(X)]
     if hasattr(X, "iloc"):
         raise ValueError(f"{name} must be an NHWC image array or a list of images, got a pandas object.")
     arr = np.asarray(X)
@@ -159,15 +193,16 @@ def check_image_batch(X, *, name="X"):
         raise ValueError(f"{name} has 4 channels (RGBA?); drop or composite the alpha channel first, e.g. X[..., :3].")
     if c not in (1, 3):
         raise ValueError(f"{name} must have 1 (grey) or 3 (RGB) channels in its last axis, got shape {arr.shape}.")
-    return _to_uint8(arr, name=name)
+    return _convert(arr, name=name, keep_precision=keep_precision)
 
 
-def check_multiscale_batch(X, *, name="X"):
+def check_multiscale_batch(X, *, name="X", keep_precision=False):
     """Validate a multiscale batch of shape (N, S, H, W, C), scale 0 the finest.
 
     Returns
     -------
-    ndarray of uint8, shape (N, S, H, W, C)
+    ndarray of shape (N, S, H, W, C)
+        uint8 unless ``keep_precision`` (see :func:`check_image`).
 
     Examples
     --------
@@ -181,7 +216,8 @@ def check_multiscale_batch(X, *, name="X"):
     n, s = arr.shape[:2]
     if n == 0 or s == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}).")
-    return check_image_batch(arr.reshape((n * s,) + arr.shape[2:]), name=name).reshape(arr.shape)
+    flat = arr.reshape((n * s,) + arr.shape[2:])
+    return check_image_batch(flat, name=name, keep_precision=keep_precision).reshape(arr.shape)
 
 
 def to_grey(image):
@@ -237,3 +273,162 @@ class ResultDisplay:
             out.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
         out.append("</div>")
         return "\n".join(out)
+
+
+# -- intensity windows (radiology) ------------------------------------------------------------------
+
+#: Common CT windows as (center, width) in Hounsfield units (Radiopaedia, "Windowing (CT)"). They only
+#: make sense for values in HU, i.e. CT after the DICOM rescale slope/intercept; radiographs (CR/DX)
+#: have no HU scale: use the file's own window ("auto") or a percentile window for them.
+WINDOW_PRESETS = {
+    "bone": (400.0, 1800.0),
+    "brain": (40.0, 80.0),
+    "liver": (30.0, 150.0),
+    "lung": (-600.0, 1500.0),
+    "mediastinum": (50.0, 350.0),
+    "soft_tissue": (50.0, 400.0),
+}
+
+_DEFAULT_PERCENTILES = (0.5, 99.5)
+_VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+
+
+def parse_window(window, *, name="window", allow_auto=True):
+    """Normalise a window specification.
+
+    Parameters
+    ----------
+    window : str, tuple or None
+        ``None`` (no window), ``"auto"`` (the reader's default: a DICOM file's own VOI, else the full
+        range of the stored bit depth), a preset name of :data:`WINDOW_PRESETS`, ``(center, width)``,
+        ``"percentile"`` (0.5-99.5 % of each image), ``"percentile:LO:HI"`` or ``("percentile", LO, HI)``,
+        or the string ``"CENTER,WIDTH"``.
+    name : str
+        Argument name used in error messages.
+    allow_auto : bool
+        Whether ``"auto"`` and None are accepted (they need a reader that knows the file).
+
+    Returns
+    -------
+    None, "auto", ("center_width", center, width, label) or ("percentile", lo, hi, label)
+
+    Examples
+    --------
+    >>> parse_window("lung")
+    ('center_width', -600.0, 1500.0, 'lung')
+    >>> parse_window("40,400")
+    ('center_width', 40.0, 400.0, 'center=40 width=400')
+    >>> parse_window("percentile:1:99")
+    ('percentile', 1.0, 99.0, 'percentile 1-99')
+    """
+    auto = "None, 'auto', " if allow_auto else ""
+    expected = (
+        f"{name} must be {auto}a preset among {sorted(WINDOW_PRESETS)}, "
+        "(center, width) with width > 0, 'CENTER,WIDTH', 'percentile', 'percentile:LO:HI' or "
+        f"('percentile', LO, HI) with 0 <= LO < HI <= 100; got {window!r}."
+    )
+    if window is None or (isinstance(window, str) and window == "auto"):
+        if not allow_auto:
+            raise ValueError(expected)
+        return window
+    if isinstance(window, str):
+        if window in WINDOW_PRESETS:
+            c, w = WINDOW_PRESETS[window]
+            return ("center_width", c, w, window)
+        if window.startswith("percentile"):
+            rest = window[len("percentile"):]
+            if rest == "":
+                window = ("percentile",) + _DEFAULT_PERCENTILES
+            elif rest.startswith(":") and rest.count(":") == 2:
+                window = ("percentile",) + tuple(rest[1:].split(":"))
+            else:
+                raise ValueError(expected)
+        elif "," in window:
+            window = tuple(window.split(","))
+        else:
+            raise ValueError(expected)
+    if isinstance(window, (tuple, list)) and len(window) == 3 and window[0] == "percentile":
+        try:
+            lo, hi = float(window[1]), float(window[2])
+        except (TypeError, ValueError):
+            raise ValueError(expected) from None
+        if not (0 <= lo < hi <= 100):
+            raise ValueError(expected)
+        return ("percentile", lo, hi, f"percentile {lo:g}-{hi:g}")
+    if isinstance(window, (tuple, list)) and len(window) == 2:
+        try:
+            c, w = float(window[0]), float(window[1])
+        except (TypeError, ValueError):
+            raise ValueError(expected) from None
+        if not (np.isfinite(c) and np.isfinite(w) and w > 0):
+            raise ValueError(expected)
+        return ("center_width", c, w, f"center={c:g} width={w:g}")
+    raise ValueError(expected)
+
+
+def window_to_unit(values, center, width, function="LINEAR_EXACT"):
+    """Map values through an intensity window to float32 in [0, 1] (DICOM PS3.3 C.11.2.1.2).
+
+    pydicom's ``apply_windowing`` does the same for a dataset but scales its output to the stored bit
+    range and needs a DICOM dataset; here the output range is [0, 1] for any array (PNG/TIFF values,
+    user windows, the feature-side transformer), so the three functions are written out.
+
+    Parameters
+    ----------
+    values : ndarray
+        Intensities (e.g. Hounsfield units after the modality rescale).
+    center, width : float
+        Window centre and width.
+    function : {"LINEAR_EXACT", "LINEAR", "SIGMOID"}
+        ``LINEAR_EXACT``: ``[center - width/2, center + width/2]`` maps linearly onto [0, 1] (clipped);
+        the meaning of a user's (center, width). ``LINEAR``: DICOM's default for a file's own window,
+        ``((x - (center - 0.5)) / (width - 1) + 0.5)`` clipped, i.e. the interval
+        ``center - 0.5 -+ (width - 1) / 2``. ``SIGMOID``: ``1 / (1 + exp(-4 (x - center) / width))``.
+
+    Returns
+    -------
+    ndarray of float32, same shape as ``values``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> window_to_unit(np.array([-200.0, 40.0, 140.0, 300.0]), 40, 400)
+    array([0.  , 0.5 , 0.75, 1.  ], dtype=float32)
+    """
+    x = np.asarray(values, dtype=np.float64)
+    function = str(function).upper()
+    if function not in _VOI_FUNCTIONS:
+        raise ValueError(f"VOI LUT function must be one of {_VOI_FUNCTIONS}, got {function!r}.")
+    center, width = float(center), float(width)
+    if function == "SIGMOID":
+        if width <= 0:
+            raise ValueError(f"window width must be > 0 for SIGMOID, got {width}.")
+        return (1.0 / (1.0 + np.exp(-4.0 * (x - center) / width))).astype(np.float32)
+    if function == "LINEAR":
+        if width < 1:
+            raise ValueError(f"window width must be >= 1 for the DICOM LINEAR function, got {width}.")
+        lo, hi = center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2
+    else:
+        if width <= 0:
+            raise ValueError(f"window width must be > 0, got {width}.")
+        lo, hi = center - width / 2, center + width / 2
+    if hi <= lo:  # LINEAR with width 1: a threshold at center - 0.5
+        return (x > lo).astype(np.float32)
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def percentile_window(values, lo, hi):
+    """(center, width) of the LINEAR_EXACT window spanning the ``lo``-``hi`` percentiles of ``values``.
+
+    A constant image gets width 1 around its value, so it maps to 0.5 everywhere instead of 0/0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> percentile_window(np.arange(101.0), 10, 90)
+    (50.0, 80.0)
+    """
+    a, b = np.percentile(np.asarray(values, dtype=np.float64), [lo, hi])
+    if b <= a:
+        return float(a), 1.0
+    return float((a + b) / 2), float(b - a)

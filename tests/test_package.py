@@ -49,6 +49,7 @@ def test_check_image_grey_and_float_conversion():
     [
         (np.zeros((4, 4, 4), np.uint8), "RGBA"),
         (np.zeros((4, 4), np.uint16), "uint16"),
+        (np.zeros((4, 4), np.int16), "int16.*window"),
         (np.full((4, 4), 2.0), r"\[0, 1\]"),
         (np.zeros((4, 4), bool), "boolean"),
         (np.zeros((4, 4, 2), np.uint8), "1 \\(grey\\) or 3"),
@@ -59,6 +60,25 @@ def test_check_image_grey_and_float_conversion():
 def test_check_image_rejects(image, match):
     with pytest.raises(ValueError, match=match):
         check_image(image, name="patch")
+
+
+def test_check_image_keep_precision():
+    # uint8 is untouched in both modes; uint16 and floats pass through unrounded only when asked
+    u8 = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    np.testing.assert_array_equal(check_image(u8, keep_precision=True)[..., 0], u8)
+    u16 = np.array([[0, 4095], [65535, 3]], np.uint16)
+    out = check_image(u16, keep_precision=True)
+    assert out.dtype == np.uint16 and out[..., 0].tolist() == [[0, 4095], [65535, 3]]
+    f = np.array([[0.1234567, 1.0]])
+    assert check_image(f, keep_precision=True)[0, 0, 0] == 0.1234567
+    assert check_image(f.astype(np.float16), keep_precision=True).dtype == np.float32
+    assert check_image(f)[0, 0, 0] == 31  # the default mode still rounds: round(0.1234567 * 255) = 31
+    with pytest.raises(ValueError, match="int32.*window"):
+        check_image(np.zeros((2, 2), np.int32), keep_precision=True)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        check_image_batch(np.full((1, 2, 2, 1), 1.5), keep_precision=True)
+    batch = check_image_batch([u16, f], keep_precision=True)
+    assert [b.dtype for b in batch] == [np.uint16, np.float64]
 
 
 def test_check_image_batch_shapes_and_errors():

@@ -9,6 +9,11 @@ uint8 batches (or lists of images) returning float32 2-D arrays:
 - :func:`glcm_features` / :class:`GLCMFeatures`: grey-level co-occurrence properties;
 - :class:`HandcraftedFeatures`: all of the above, names prefixed by family.
 
+They keep the precision of their input: uint8, uint16 (colour and GLCM need ``bit_depth``) and float
+images in [0, 1] are never rounded to 8 bits. Radiology values (CT Hounsfield units, 12-16 bit
+radiographs) go through an intensity window first: :func:`window_image` / :class:`Window`
+(``(center, width)``, CT presets such as ``"lung"``, or a percentile window) give float images in [0, 1].
+
 Deep features from frozen ImageNet backbones (:class:`DeepFeatures`, :func:`load_backbone`) and
 multiscale context (:class:`MultiScaleFeatures`) import torch only when used.
 
@@ -29,6 +34,7 @@ from .glcm import GLCMFeatures, glcm_features
 from .handcrafted import HandcraftedFeatures
 from .lbp import LBPHistogram, lbp_codes, lbp_histogram
 from .multiscale import MultiScaleFeatures
+from .preprocessing import WINDOW_PRESETS, Window, window_image
 
 __all__ = [
     "ColorFeatures",
@@ -38,6 +44,8 @@ __all__ = [
     "HandcraftedFeatures",
     "LBPHistogram",
     "MultiScaleFeatures",
+    "WINDOW_PRESETS",
+    "Window",
     "color_features",
     "gabor_transfer_functions",
     "gist_descriptor",
@@ -48,4 +56,5 @@ __all__ = [
     "list_layers",
     "load_backbone",
     "predict_imagenet",
+    "window_image",
 ]

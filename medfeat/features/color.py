@@ -4,7 +4,10 @@ For each of the three colour spaces and each of its three channels: mean, standa
 skewness and a normalised histogram (``bins`` bins summing to 1) over a fixed range, so that
 features are comparable between images:
 
-- RGB: channels scaled to [0, 1], histogram range [0, 1];
+- RGB: channels scaled to [0, 1], histogram range [0, 1]. A uint8 image is divided by 255, an
+  integer image of ``bit_depth`` bits by ``2**bit_depth - 1`` (uint16 images need ``bit_depth``: their
+  scale cannot be guessed), and a float image in [0, 1] is used as it is, in float64, not rounded
+  to 8 bits;
 - HSV: :func:`skimage.color.rgb2hsv`, all channels in [0, 1]. Hue is circular; its moments are
   taken on the [0, 1] value as is (the histogram is the informative part);
 - HED: :func:`skimage.color.rgb2hed` (Ruifrok & Johnston colour deconvolution). The range of
@@ -20,7 +23,7 @@ of features. Skewness is the biased (population) estimate and is 0 for a constan
 
 import numpy as np
 
-from ._base import ImageTransformer
+from ._base import ImageTransformer, _check_bit_depth, _integer_bits
 
 __all__ = ["ColorFeatures", "color_features"]
 
@@ -63,14 +66,18 @@ def _histograms(v, lo, hi, bins):
     return np.bincount(idx.ravel(), minlength=n * bins).reshape(n, bins) / p
 
 
-def _color_stack(images, bins):
-    """images: uint8 (N, H, W, C) -> (N, 3 spaces * 3 channels * (3 + bins))."""
+def _color_stack(images, bins, bits):
+    """images: (N, H, W, C) uint8/uint16 of ``bits`` bits, or float in [0, 1]
+    -> (N, 3 spaces * 3 channels * (3 + bins))."""
     from skimage.color import rgb2hed, rgb2hsv
 
     if images.shape[-1] == 1:
         images = np.repeat(images, 3, axis=-1)
     n = images.shape[0]
-    rgb = images.astype(np.float64) / 255.0
+    if np.issubdtype(images.dtype, np.integer):
+        rgb = images.astype(np.float64) / float(2**bits - 1)
+    else:
+        rgb = images.astype(np.float64)
     spaces = {
         "rgb": (rgb, np.zeros(3), np.ones(3)),
         "hsv": (rgb2hsv(rgb), np.zeros(3), np.ones(3)),
@@ -94,6 +101,10 @@ class ColorFeatures(ImageTransformer):
     ----------
     bins : int
         Histogram bins per channel.
+    bit_depth : int or None
+        Bits of integer images: their values are divided by ``2**bit_depth - 1``. None: 8 for uint8
+        images; uint16 images then raise (say e.g. 12 for 0-4095 data). Float images (in [0, 1]) are
+        used as they are.
     n_jobs : int or None
         Number of joblib threads over chunks of images (None = 1).
 
@@ -120,12 +131,17 @@ class ColorFeatures(ImageTransformer):
     # the colour conversions make several float64 copies of the chunk: keep it small (measured)
     _chunk_size = 4
 
-    def __init__(self, bins=16, n_jobs=None):
+    def __init__(self, bins=16, bit_depth=None, n_jobs=None):
         self.bins = bins
+        self.bit_depth = bit_depth
         self.n_jobs = n_jobs
 
     def _check_params(self):
         _check_bins(self.bins)
+        _check_bit_depth(self.bit_depth)
+
+    def _check_input(self, X):
+        _integer_bits(X, self.bit_depth, type(self).__name__)
 
     def _make_feature_names(self):
         bins = _check_bins(self.bins)
@@ -138,18 +154,21 @@ class ColorFeatures(ImageTransformer):
         return names
 
     def _transform_stack(self, images):
-        return _color_stack(images, _check_bins(self.bins))
+        bits = _integer_bits(images, self.bit_depth, type(self).__name__)
+        return _color_stack(images, _check_bins(self.bins), bits)
 
 
-def color_features(image, bins=16):
+def color_features(image, bins=16, bit_depth=None):
     """Colour features of one image (see :class:`ColorFeatures`).
 
     Parameters
     ----------
     image : array-like
-        ``H x W`` grey or ``H x W x 3`` RGB, uint8 (or float in [0, 1]).
+        ``H x W`` grey or ``H x W x 3`` RGB: uint8, float in [0, 1], or uint16 with ``bit_depth``.
     bins : int
         Histogram bins per channel.
+    bit_depth : int or None
+        See :class:`ColorFeatures`.
 
     Returns
     -------
@@ -171,4 +190,4 @@ def color_features(image, bins=16):
     >>> f.shape, float(f[0])  # mean of R for a white image
     ((63,), 1.0)
     """
-    return ColorFeatures(bins=bins)._transform_one(image)
+    return ColorFeatures(bins=bins, bit_depth=bit_depth)._transform_one(image)

@@ -2,7 +2,9 @@
 
 Steps (names of the reference MATLAB functions in brackets):
 
-1. grey level = mean of the channels, in single precision (``LMgist``);
+1. grey level = mean of the channels, in single precision (``LMgist``). The input is used in its
+   own precision: uint8, uint16 or float images are never rounded to 8 bits first (step 3 makes
+   the descriptor independent of the intensity scale, so uint16 needs no bit depth);
 2. resize so that the shorter side is ``image_size`` and crop the centre square
    (``imresizecrop(img, imageSize, 'bilinear')``). MATLAB's ``imresize`` antialiases when it
    shrinks: the triangle kernel is widened by 1/scale, taps beyond the border are mirrored
@@ -183,7 +185,8 @@ def _resize_crop_matrices(h, w, m):
 def _preprocess(images, m, color):
     """Grey (or colour) planes resized-and-cropped to m x m and rescaled to [0, 255].
 
-    images: uint8 (N, H, W, C). Returns float32 (N, c, m, m) with c = 1, or 3 when ``color``.
+    images: uint8, uint16 or float (N, H, W, C). Returns float32 (N, c, m, m) with c = 1, or 3 when
+    ``color``.
     """
     n, h, w, c = images.shape
     if color:
@@ -437,7 +440,8 @@ def gist_descriptor(
     Parameters
     ----------
     image : array-like
-        ``H x W`` grey or ``H x W x 3`` RGB, uint8 (or float in [0, 1]).
+        ``H x W`` grey or ``H x W x 3`` RGB: uint8, uint16 or float in [0, 1], used in that
+        precision (LMgist on the same array; its rescaling to [0, 255] makes the scale irrelevant).
     image_size, orientations_per_scale, n_blocks, fc_prefilt, boundary_extension, color
         See :class:`GIST`.
 

@@ -1,7 +1,13 @@
 """Grey-level co-occurrence (Haralick-style) texture properties.
 
-The grey image (mean of the channels rounded to uint8) is quantised to ``levels`` grey levels
-(``q = grey * levels // 256``); symmetric, normalised co-occurrence matrices are built for every
+The grey image (mean of the channels, rounded to the image's integers for integer images) is
+quantised to ``levels`` grey levels by an explicit rule, never by a silent round to 8 bits first:
+
+- integer images of ``bit_depth`` bits (8 for uint8 unless given; uint16 needs it):
+  ``q = grey * levels // 2**bit_depth`` (for uint8, ``grey * levels // 256`` as before);
+- float images in [0, 1]: ``q = min(floor(grey * levels), levels - 1)``.
+
+Symmetric, normalised co-occurrence matrices are built for every
 (distance, angle) and reduced with :func:`skimage.feature.graycoprops`.
 
 The matrices are skimage's :func:`~skimage.feature.graycomatrix` (``symmetric=True``, normalised
@@ -11,7 +17,7 @@ stacking the images along its angle axis.
 
 import numpy as np
 
-from ._base import ImageTransformer, _grey_uint8
+from ._base import ImageTransformer, _check_bit_depth, _grey, _integer_bits
 
 __all__ = ["GLCMFeatures", "glcm_features"]
 
@@ -37,8 +43,11 @@ def _check_glcm_params(distances, angles, levels, props):
     return dists, angs, int(levels), props
 
 
-def _quantise(images, levels):
-    return ((_grey_uint8(images).astype(np.uint16) * levels) // 256).astype(np.uint8)
+def _quantise(images, levels, bits):
+    grey = _grey(images)
+    if np.issubdtype(grey.dtype, np.integer):
+        return ((grey.astype(np.int64) * levels) >> bits).astype(np.uint8)
+    return np.minimum(np.floor(grey * levels), levels - 1).astype(np.uint8)
 
 
 def _cooccurrence(q, dists, angs, levels):
@@ -57,12 +66,12 @@ def _cooccurrence(q, dists, angs, levels):
     return P.reshape(L, L, len(dists), n * len(angs))
 
 
-def _glcm_stack(images, params):
+def _glcm_stack(images, params, bits):
     from skimage.feature import graycoprops
 
     dists, angs, levels, props = params
     n = images.shape[0]
-    P = _cooccurrence(_quantise(images, levels), dists, angs, levels)
+    P = _cooccurrence(_quantise(images, levels, bits), dists, angs, levels)
     out = []
     for prop in props:
         v = graycoprops(P, prop).reshape(len(dists), n, len(angs)).transpose(1, 0, 2)
@@ -88,6 +97,10 @@ class GLCMFeatures(ImageTransformer):
         Number of grey levels after quantisation (2 to 256).
     props : sequence of str
         Properties of :func:`skimage.feature.graycoprops`.
+    bit_depth : int or None
+        Bits of integer images, for the quantisation ``grey * levels // 2**bit_depth``. None: 8 for
+        uint8 images; uint16 images then raise (say e.g. 12 for 0-4095 data). Float images in
+        [0, 1] are quantised as ``floor(grey * levels)`` (1.0 in the top level).
     n_jobs : int or None
         Number of joblib threads over chunks of images (None = 1).
 
@@ -114,12 +127,14 @@ class GLCMFeatures(ImageTransformer):
         angles=(0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4),
         levels=64,
         props=_PROPS,
+        bit_depth=None,
         n_jobs=None,
     ):
         self.distances = distances
         self.angles = angles
         self.levels = levels
         self.props = props
+        self.bit_depth = bit_depth
         self.n_jobs = n_jobs
 
     def _params(self):
@@ -127,13 +142,18 @@ class GLCMFeatures(ImageTransformer):
 
     def _check_params(self):
         self._params()
+        _check_bit_depth(self.bit_depth)
+
+    def _check_input(self, X):
+        _integer_bits(X, self.bit_depth, type(self).__name__)
 
     def _make_feature_names(self):
         dists, angs, _, props = self._params()
         return [f"{p}_d{d}_{_angle_name(a)}" for p in props for d in dists for a in angs]
 
     def _transform_stack(self, images):
-        return _glcm_stack(images, self._params())
+        bits = _integer_bits(images, self.bit_depth, type(self).__name__)
+        return _glcm_stack(images, self._params(), bits)
 
 
 def glcm_features(
@@ -142,14 +162,15 @@ def glcm_features(
     angles=(0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4),
     levels=64,
     props=_PROPS,
+    bit_depth=None,
 ):
     """Grey-level co-occurrence properties of one image (see :class:`GLCMFeatures`).
 
     Parameters
     ----------
     image : array-like
-        ``H x W`` grey or ``H x W x 3`` RGB, uint8 (or float in [0, 1]).
-    distances, angles, levels, props
+        ``H x W`` grey or ``H x W x 3`` RGB: uint8, float in [0, 1], or uint16 with ``bit_depth``.
+    distances, angles, levels, props, bit_depth
         See :class:`GLCMFeatures`.
 
     Returns
@@ -173,4 +194,6 @@ def glcm_features(
     >>> glcm_features(stripes, distances=(1,), angles=(0.0, np.pi / 2), levels=2, props=("contrast",))
     array([1., 0.], dtype=float32)
     """
-    return GLCMFeatures(distances=distances, angles=angles, levels=levels, props=props)._transform_one(image)
+    return GLCMFeatures(
+        distances=distances, angles=angles, levels=levels, props=props, bit_depth=bit_depth
+    )._transform_one(image)

@@ -88,12 +88,16 @@ class HandcraftedFeatures(ImageTransformer):
         -------
         self
         """
-        X = check_image_batch(X)  # converted once; the families re-check uint8 input without copying
+        X = check_image_batch(X, keep_precision=True)  # checked once; the families re-check it without copying
         self.transformers_ = [(name, est.fit(X)) for name, est in self._families()]
         names = [f"{name}__{f}" for name, est in self.transformers_ for f in est.get_feature_names_out()]
         self.feature_names_ = np.asarray(names, dtype=object)
         self.n_features_out_ = len(names)
         return self
+
+    def _check_input(self, X):
+        for _, est in self.transformers_:
+            est._check_input(X)
 
     def _transform_stack(self, images):
         return np.concatenate([est._transform_stack(images) for _, est in self.transformers_], axis=1)

@@ -2,7 +2,9 @@
 
 The codes are exactly those of :func:`skimage.feature.local_binary_pattern` (``method="uniform"``,
 i.e. rotation-invariant uniform "riu2" codes with P + 2 values, or ``"nri_uniform"`` with
-P (P - 1) + 3 values) on the uint8 grey image. skimage loops over pixels in Cython, computing the
+P (P - 1) + 3 values) on the grey image in its own precision: the uint8 grey image of an 8-bit
+image, the original integers of a 16-bit one (LBP only compares values, so it needs no bit depth or
+window), the unrounded channel mean of a float image. skimage loops over pixels in Cython, computing the
 bilinear interpolation weights of every sample point again at every pixel; here the same
 arithmetic is done on whole image stacks with NumPy: the sample offsets are fixed per (P, R), the
 interpolation weights depend only on the row (resp. column) index and are precomputed as vectors
@@ -15,7 +17,7 @@ weights are 1 and 0). The test suite checks equality with skimage on random and 
 import numpy as np
 
 from .._checks import check_image
-from ._base import ImageTransformer, _grey_uint8
+from ._base import ImageTransformer, _grey as _grey_levels
 
 __all__ = ["LBPHistogram", "lbp_codes", "lbp_histogram"]
 
@@ -150,12 +152,13 @@ def _codes_from_bits(bits, method):
 
 
 def _grey(images):
-    """Grey level of uint8 N x H x W x C images, as float64 values of the uint8 image.
+    """Grey level of checked N x H x W x C images as float64 (N, H, W).
 
-    The mean of the channels is rounded to uint8 explicitly, because skimage's LBP is meant for
-    integer images and gives different codes on floats.
+    For integer images the mean of the channels is rounded to the image's integers (uint8 as
+    before, uint16 kept at 16 bits), because skimage's LBP is meant for integer images and the
+    rounded grey is what an integer grey image would be; float images keep their unrounded mean.
     """
-    return _grey_uint8(images).astype(np.double)
+    return _grey_levels(images).astype(np.double)
 
 
 def _lbp_codes_stack(grey, P, R, method):
@@ -163,12 +166,13 @@ def _lbp_codes_stack(grey, P, R, method):
 
 
 def lbp_codes(image, P=8, R=1.0, method="uniform"):
-    """LBP code image of one image, equal to skimage's ``local_binary_pattern`` on its uint8 grey.
+    """LBP code image of one image, equal to skimage's ``local_binary_pattern`` on its grey image.
 
     Parameters
     ----------
     image : array-like
-        ``H x W`` grey or ``H x W x 3`` RGB, uint8 (or float in [0, 1]).
+        ``H x W`` grey or ``H x W x 3`` RGB: uint8, uint16 (coded on its own integers) or float in
+        [0, 1] (coded on its float grey level, not rounded to 8 bits).
     P : int
         Number of circularly symmetric neighbour points.
     R : float
@@ -199,7 +203,7 @@ def lbp_codes(image, P=8, R=1.0, method="uniform"):
     8
     """
     (P, R), = _check_lbp_params([(P, R)], method)
-    grey = _grey(check_image(image)[None])
+    grey = _grey(check_image(image, keep_precision=True)[None])
     return _lbp_codes_stack(grey, P, R, method)[0]
 
 
@@ -223,7 +227,8 @@ def _format_r(R):
 class LBPHistogram(ImageTransformer):
     """Normalised LBP histograms of a batch of images (rotation-invariant uniform by default).
 
-    The grey image (mean of the channels, rounded to uint8) is coded with
+    The grey image (mean of the channels; rounded to the image's integers for uint8 and uint16
+    images, unrounded for floats) is coded with
     :func:`lbp_codes` for each (P, R) pair and the per-pair histograms (each summing to 1) are
     concatenated.
 
@@ -286,7 +291,7 @@ def lbp_histogram(image, radii_points=((8, 1), (16, 2), (24, 3)), method="unifor
     Parameters
     ----------
     image : array-like
-        ``H x W`` grey or ``H x W x 3`` RGB, uint8 (or float in [0, 1]).
+        ``H x W`` grey or ``H x W x 3`` RGB: uint8, uint16 or float in [0, 1] (see :func:`lbp_codes`).
     radii_points : sequence of (P, R) pairs
         Number of neighbours and radius of each LBP operator.
     method : {"uniform", "nri_uniform"}

@@ -94,7 +94,7 @@ class MultiScaleFeatures(TransformerMixin, BaseEstimator):
                                      or n_scales < 1):
             raise ValueError(f"n_scales must be a positive integer or None, got {n_scales!r}.")
         if X is not None:
-            X = check_multiscale_batch(X)
+            X = check_multiscale_batch(X, keep_precision=True)
             if n_scales is not None and X.shape[1] != n_scales:
                 raise ValueError(f"X has {X.shape[1]} scales (shape {X.shape}) but n_scales={n_scales}.")
             n_scales = X.shape[1]
@@ -127,7 +127,7 @@ class MultiScaleFeatures(TransformerMixin, BaseEstimator):
         ndarray of float32, shape (N, n_features_out)
         """
         check_is_fitted(self, "feature_names_")
-        X = check_multiscale_batch(X)
+        X = check_multiscale_batch(X, keep_precision=True)
         n, s = X.shape[:2]
         if s != self.n_scales_:
             raise ValueError(f"X has {s} scales (shape {X.shape}); this transformer was fitted with {self.n_scales_}.")

@@ -1,5 +1,7 @@
 """LBP: hand-computed codes on tiny images and equality with skimage's local_binary_pattern."""
 
+import warnings
+
 import numpy as np
 import pytest
 from skimage import data
@@ -96,9 +98,16 @@ def test_histograms_normalised_and_sized():
     assert LBPHistogram(method="nri_uniform").fit(X).n_features_out_ == 59 + 243 + 555
 
 
-def test_float_image_is_converted_explicitly():
-    im = np.random.default_rng(2).integers(0, 256, (16, 16), dtype=np.uint8)
-    np.testing.assert_array_equal(lbp_histogram(im / 255.0), lbp_histogram(im))
+def test_float_image_is_coded_on_its_own_values():
+    # a float image is not rounded to 8 bits: its codes are skimage's on the float grey itself
+    # (skimage warns that LBP is meant for integer images; the codes are still defined)
+    im = np.random.default_rng(2).random((16, 16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        expected = local_binary_pattern(im, 8, 1, "uniform")
+    np.testing.assert_array_equal(lbp_codes(im, 8, 1), expected)
+    rounded = np.round(im * 255).astype(np.uint8)
+    assert not np.array_equal(lbp_codes(im, 8, 1), lbp_codes(rounded, 8, 1))
 
 
 @pytest.mark.parametrize(
