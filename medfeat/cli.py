@@ -194,8 +194,7 @@ def _cmd_heatmap(args):
             png = hm.to_png(out / f"{stem}.png")
             gj = hm.to_geojson(out / f"{stem}.geojson", threshold=args.threshold)
             npy = hm.to_npy(out / f"{stem}.npy")
-            csv = out / f"{stem}_scores.csv"
-            hm.to_frame().to_csv(csv, index=False)
+            csv = hm.to_csv(out / f"{stem}_scores.csv", group=stem)
             _say(args, f"{slide}: {len(hm.scores)} patches -> {png}, {gj}, {npy}, {csv}")
         except Exception as exc:  # noqa: BLE001 - report the slide and go on with the others
             if args.debug:
@@ -355,7 +354,9 @@ def build_parser():
     p.add_argument("--mpp", type=float, default=None, help="override the model's mpp")
     p.add_argument("--size", type=int, default=None, help="override the model's patch size")
     p.add_argument("--tta", action="store_true", help="8-fold rotation/flip averaging (Liu et al.)")
-    p.add_argument("--threshold", type=float, default=0.5, help="GeoJSON region threshold (default 0.5)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="GeoJSON region threshold (default: the model's own, else 0.5 for predict_proba scores and "
+                        "0 for decision values)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--slide-mpp", type=float, default=None)

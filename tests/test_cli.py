@@ -104,7 +104,8 @@ def test_extract_train_heatmap_evaluate(data, tmp_path):
     for ext in (".png", ".geojson", ".npy"):
         assert (tmp_path / "hm" / f"b{ext}").exists()
     scores = pd.read_csv(tmp_path / "hm" / "b_scores.csv")
-    assert list(scores.columns) == ["x", "y", "score"] and scores["score"].between(0, 1).all()
+    assert list(scores.columns) == ["x", "y", "score", "group"] and scores["score"].between(0, 1).all()
+    assert json.loads((tmp_path / "hm" / "b.npy.json").read_text())["mpp"] == 1.0
     regions = read_annotations(tmp_path / "hm" / "b.geojson")
     assert len(regions) >= 1  # the planted lesion of b is found
     arr = np.load(tmp_path / "hm" / "b.npy")

@@ -12,7 +12,7 @@ Examples
 
 from .compare import CompareResult, compare_image_folder
 from .demo import run_demo
-from .heatmap import Heatmap, SlideHeatmap, heatmap_from_features, positive_scores
+from .heatmap import Heatmap, SlideHeatmap, heatmap_from_features, is_calibrated, positive_scores
 from .patch import CVResult, cross_validate_groups, make_feature_transformer, make_patch_pipeline
 from .persist import SavedModel, UntrustedModelError, load_model, save_model
 from .slide_train import SlidePatchClassifier, SlideTrainingResult, load_training_set, train_from_feature_stores
@@ -41,6 +41,7 @@ __all__ = [
     "extract_features",
     "extract_slide_features",
     "heatmap_from_features",
+    "is_calibrated",
     "load_model",
     "load_slide_features",
     "load_training_set",

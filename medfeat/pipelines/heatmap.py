@@ -20,7 +20,7 @@ import numpy as np
 from .._checks import ResultDisplay
 from ._io import write_atomic
 
-__all__ = ["Heatmap", "SlideHeatmap", "heatmap_from_features", "positive_scores"]
+__all__ = ["Heatmap", "SlideHeatmap", "heatmap_from_features", "is_calibrated", "positive_scores"]
 
 
 def positive_scores(model, X):
@@ -61,6 +61,36 @@ def positive_scores(model, X):
     raise TypeError(f"{type(model).__name__} has neither predict_proba nor decision_function; expected a classifier.")
 
 
+def is_calibrated(model):
+    """Whether ``model``'s ``predict_proba`` is calibrated (a ``CalibratedClassifierCV`` at its end).
+
+    Class-balanced or margin classifiers (SVM, balanced logistic regression, XGBoost with
+    ``scale_pos_weight``) output scores, not probabilities; only a calibrated model's output is called
+    a probability in heatmaps and reports.
+
+    Examples
+    --------
+    >>> from sklearn.calibration import CalibratedClassifierCV
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> is_calibrated(LogisticRegression()), is_calibrated(CalibratedClassifierCV(LogisticRegression()))
+    (False, True)
+    """
+    from sklearn.calibration import CalibratedClassifierCV
+
+    seen = 0
+    while model is not None and seen < 10:
+        seen += 1
+        if isinstance(model, CalibratedClassifierCV):
+            return True
+        if getattr(model, "calibrated_", False) is True:
+            return True
+        if hasattr(model, "steps"):
+            model = model.steps[-1][1]
+        else:
+            model = getattr(model, "classifier_", None)
+    return False
+
+
 def _dihedral(images, k, flip):
     # Spatial axes are the two before the channel axis, for (N,H,W,C) and multiscale (N,S,H,W,C) alike.
     out = np.rot90(images, k, axes=(-3, -2))
@@ -80,8 +110,16 @@ class Heatmap(ResultDisplay):
     grid : medfeat.slides.PatchGrid
         The grid (``coords`` level-0 top-left x, y; mpp; size; stride; slide size and path).
     kind : {"probability", "decision"}
+        What the model's method returned: ``predict_proba`` output or a decision value.
     tta : bool
         Whether 8-fold rotation/flip averaging was used.
+    calibrated : bool
+        Whether the ``predict_proba`` output is calibrated (:func:`is_calibrated`); only then is the score
+        called a probability (``score_name``), otherwise it is a score whose colour map is centred on
+        ``decision_threshold``.
+    threshold : float, optional
+        The decision threshold (e.g. fixed on validation data); default 0.5 for ``predict_proba`` output,
+        0 for decision values.
     """
 
     scores: np.ndarray
@@ -89,11 +127,81 @@ class Heatmap(ResultDisplay):
     kind: str = "probability"
     tta: bool = False
     meta: dict = field(default_factory=dict)
+    calibrated: bool = False
+    threshold: float | None = None
 
     def __post_init__(self):
         self.scores = np.asarray(self.scores, dtype=np.float64)
         if self.scores.shape != (len(self.grid),):
             raise ValueError(f"scores must have one value per grid patch ({len(self.grid)}), got {self.scores.shape}.")
+
+    @property
+    def decision_threshold(self):
+        """The threshold regions, detections and the colour map's centre use."""
+        if self.threshold is not None:
+            return float(self.threshold)
+        return 0.5 if self.kind == "probability" else 0.0
+
+    @property
+    def score_name(self):
+        """What one score is, in words: a calibrated probability, or an uncalibrated score."""
+        if self.kind == "probability" and self.calibrated:
+            return "P(positive), calibrated"
+        if self.kind == "probability":
+            return "score (uncalibrated predict_proba, not a probability)"
+        return "score (decision value)"
+
+    def metadata(self):
+        """Everything needed to map an exported array, table or image back onto the slide.
+
+        Returns
+        -------
+        dict
+            Slide path and level-0 size, slide and target mpp, patch size and stride (target pixels and
+            level-0 pixels), the heatmap cell size and offset, the coordinate convention, score kind and
+            name, threshold, calibration and TTA.
+        """
+        from medfeat import __version__
+
+        g = self.grid
+        slide_mpp = self.meta.get("slide_mpp")
+        if slide_mpp is None:
+            slide_mpp = getattr(g, "slide_mpp", None)
+        if slide_mpp is not None:
+            slide_mpp = [float(v) for v in np.atleast_1d(slide_mpp)]
+        stride = getattr(g, "stride", None)
+        return {
+            "medfeat_version": __version__,
+            "slide": str(self.slide_path) if self.slide_path else None,
+            "slide_dimensions_level0": list(self.slide_dimensions),
+            "slide_mpp": slide_mpp,
+            "mpp": self.mpp,
+            "patch_size": int(g.size),
+            "patch_size_level0": float(g.size_level0),
+            "stride": None if stride is None else float(stride),
+            "stride_level0": self.stride_level0,
+            "cell_offset_level0": self.cell_offset,
+            "array_shape": list(self.shape),
+            "coordinates": "level-0 pixels, top-left (x, y) of each patch; array cell [r, c] is the patch at "
+                           "(c * stride_level0, r * stride_level0)",
+            "n_patches": int(len(self.scores)),
+            "kind": self.kind,
+            "score_name": self.score_name,
+            "calibrated": bool(self.calibrated),
+            "decision_threshold": self.decision_threshold,
+            "tta": bool(self.tta),
+            **({"store": self.meta["store"]} if self.meta.get("store") else {}),
+            **({"domain_note": self.meta["domain_note"]} if self.meta.get("domain_note") else {}),
+        }
+
+    def _write_sidecar(self, path, **extra):
+        import json
+
+        path = Path(path)
+        meta = {**self.metadata(), "file": path.name, **extra}
+        text = json.dumps(meta, indent=2, allow_nan=False)
+        return write_atomic(path.with_name(path.name + ".json"), lambda fh: fh.write(text.encode("utf-8")),
+                            suffix=".partial")
 
     def summary(self):
         """One line: slide, number of scored patches, resolution, score kind and range."""
@@ -101,7 +209,7 @@ class Heatmap(ResultDisplay):
         finite = self.scores[np.isfinite(self.scores)]
         rng = f", range {finite.min():.3g}-{finite.max():.3g}" if finite.size else ""
         return (f"{name}: {len(self.scores)} patches of {int(self.grid.size)} px at {self.mpp:g} mpp, "
-                f"{self.kind} scores{rng}{' (8-fold TTA)' if self.tta else ''}")
+                f"{self.score_name}{rng}{' (8-fold TTA)' if self.tta else ''}")
 
     def _display_frame(self):
         return None
@@ -167,21 +275,59 @@ class Heatmap(ResultDisplay):
             arr[row, col] = self.scores
         return arr
 
-    def to_frame(self):
-        """DataFrame with x, y (level-0 top-left) and score per patch."""
+    def to_frame(self, y_true=None):
+        """DataFrame with x, y (level-0 top-left), score and, when given, the true label per patch.
+
+        Parameters
+        ----------
+        y_true : array-like of shape (N,), optional
+            True patch labels (1 lesion, 0 normal, -1 no label, e.g. from
+            :func:`medfeat.slides.annotation_patch_labels`); unlabelled patches keep -1.
+        """
         import pandas as pd
 
-        return pd.DataFrame({"x": self.coords[:, 0], "y": self.coords[:, 1], "score": self.scores})
+        df = pd.DataFrame({"x": self.coords[:, 0], "y": self.coords[:, 1], "score": self.scores})
+        if y_true is not None:
+            y_true = np.asarray(y_true)
+            if y_true.shape != (len(self.scores),):
+                raise ValueError(f"y_true must have one label per patch ({len(self.scores)}), got shape {y_true.shape}.")
+            df["y_true"] = y_true
+        return df
 
     # -- exports -------------------------------------------------------------------------------------
-    def to_npy(self, path):
-        """Save :meth:`to_array` as ``.npy`` (written to a temporary name, then renamed).
+    def to_csv(self, path, y_true=None, *, group=None):
+        """Per-patch scores as CSV (``x,y,score[,y_true][,group]``) plus a ``<path>.json`` metadata sidecar.
+
+        The CSV feeds ``medfeat evaluate`` (``y_true``, ``y_score`` via ``--score-column score``) and
+        ``medfeat froc`` directly. Written to a temporary name, then renamed.
 
         Returns
         -------
         pathlib.Path
         """
-        return write_atomic(path, lambda fh: np.save(fh, self.to_array()), suffix=".partial")
+        import io
+
+        df = self.to_frame(y_true)
+        if group is not None:
+            df["group"] = str(group)
+        buf = io.StringIO()
+        df.to_csv(buf, index=False)
+        out = write_atomic(path, lambda fh: fh.write(buf.getvalue().encode("utf-8")), suffix=".partial")
+        self._write_sidecar(path, columns=list(df.columns))
+        return out
+
+    def to_npy(self, path):
+        """Save :meth:`to_array` as ``.npy`` plus a ``<path>.json`` sidecar with :meth:`metadata`.
+
+        Both are written to a temporary name, then renamed.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        out = write_atomic(path, lambda fh: np.save(fh, self.to_array()), suffix=".partial")
+        self._write_sidecar(path)
+        return out
 
     def polygons(self, threshold=0.5):
         """Level-0 shapely polygons of the union of cells with score >= ``threshold``.
@@ -222,22 +368,83 @@ class Heatmap(ResultDisplay):
                                   holes=[np.asarray(r.coords) for r in poly.interiors]))
         return out
 
-    def to_geojson(self, path, threshold=0.5, *, label="Tumor", color=(200, 0, 0)):
-        """Write the regions with score >= ``threshold`` as a QuPath GeoJSON FeatureCollection.
+    def to_geojson(self, path, threshold=None, *, label="Tumor", color=(200, 0, 0), objects="annotations",
+                   negative_label="Normal", measurement="score"):
+        """Write QuPath GeoJSON: regions above the threshold and/or one detection object per scored tile.
 
-        Polygons are in level-0 pixels (what QuPath expects), one Feature per connected region (union of
-        the heatmap cells above the threshold), with ``objectType: annotation`` and a ``classification``
-        named ``label``; holes are kept. Written by :func:`medfeat.slides.annotations_to_geojson`.
+        Coordinates are level-0 pixels (what QuPath expects) and every geometry is clipped to the slide.
+        Each feature has its own random UUID, so files of several slides or runs imported into one QuPath
+        project never collide. The FeatureCollection carries :meth:`metadata` in a ``"medfeat"`` member.
+
+        Parameters
+        ----------
+        path : str or path
+        threshold : float, optional
+            Default :attr:`decision_threshold`.
+        label : str, default "Tumor"
+            QuPath class of regions / tiles at or above the threshold.
+        color : (r, g, b)
+        objects : {"annotations", "detections", "both"}, default "annotations"
+            ``"annotations"``: one annotation per connected region above the threshold (holes kept);
+            ``"detections"``: one detection per scored tile (the heatmap cell) classified ``label`` or
+            ``negative_label`` with the score as a measurement, QuPath's "measurement map" idiom;
+            ``"both"``: both.
+        negative_label : str or None, default "Normal"
+            Class of tiles below the threshold (None leaves them unclassified).
+        measurement : str, default "score"
+            Name of the measurement holding the score.
 
         Returns
         -------
         pathlib.Path
         """
+        import json
+        import uuid
+
+        import shapely
+
         from medfeat.slides import annotations_to_geojson
 
-        path = Path(path)
-        annotations_to_geojson(self.annotations(threshold, label=label), path, colors={label: tuple(color)})
-        return path
+        if objects not in ("annotations", "detections", "both"):
+            raise ValueError(f"objects must be 'annotations', 'detections' or 'both', got {objects!r}.")
+        thr = self.decision_threshold if threshold is None else float(threshold)
+        w, h = self.slide_dimensions
+        slide_box = shapely.box(0, 0, w, h)
+        features = []
+        if objects in ("annotations", "both"):
+            anns = []
+            for ann in self.annotations(thr, label=label):
+                poly = shapely.Polygon(ann.polygon, [hl for hl in ann.holes]).intersection(slide_box)
+                for part in getattr(poly, "geoms", [poly]):
+                    if part.geom_type == "Polygon" and not part.is_empty:
+                        ann_cls = type(ann)
+                        anns.append(ann_cls(np.asarray(part.exterior.coords), label=ann.label, name=ann.name,
+                                            holes=[np.asarray(r.coords) for r in part.interiors]))
+            features += annotations_to_geojson(anns, colors={label: tuple(color)})["features"]
+        if objects in ("detections", "both") and len(self.scores):
+            s, off = self.stride_level0, self.cell_offset
+            row, col = self._cells()
+            x0 = np.clip(col * s + off, 0, w)
+            y0 = np.clip(row * s + off, 0, h)
+            x1 = np.clip(col * s + off + s, 0, w)
+            y1 = np.clip(row * s + off + s, 0, h)
+            for i in range(len(self.scores)):
+                if not (x1[i] > x0[i] and y1[i] > y0[i]) or not np.isfinite(self.scores[i]):
+                    continue
+                ring = [[float(x0[i]), float(y0[i])], [float(x1[i]), float(y0[i])], [float(x1[i]), float(y1[i])],
+                        [float(x0[i]), float(y1[i])], [float(x0[i]), float(y0[i])]]
+                props = {"objectType": "detection", "isLocked": False,
+                         "measurements": {measurement: float(self.scores[i])}}
+                cls = label if self.scores[i] >= thr else negative_label
+                if cls:
+                    props["classification"] = {"name": cls, "color": list(color) if cls == label else [0, 120, 220]}
+                features.append({"type": "Feature", "id": str(uuid.uuid4()),
+                                 "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": props})
+        meta = {**self.metadata(), "threshold": thr, "positive_class": label, "negative_class": negative_label,
+                "objects": objects, "measurement": measurement}
+        collection = {"type": "FeatureCollection", "medfeat": meta, "features": features}
+        text = json.dumps(collection, allow_nan=False)
+        return write_atomic(path, lambda fh: fh.write(text.encode("utf-8")), suffix=".partial")
 
     def detections(self, threshold=0.5, **kwargs):
         """Candidate lesion detections ``(x, y, score)`` in level-0 pixels, for FROC.
@@ -258,7 +465,7 @@ class Heatmap(ResultDisplay):
                                        patch_size=float(self.grid.size_level0), **kwargs)
 
     def to_png(self, path, overlay=True, *, max_size=1024, cmap="coolwarm", alpha=0.5, vmin=None, vmax=None,
-               title=None, dpi=110):
+               title=None, dpi=110, caption=None):
         """Draw the heatmap (over the slide thumbnail when ``overlay``) with a colour bar, as PNG.
 
         A diverging colour map (blue = low, red = high) keeps the tissue readable under both ends;
@@ -276,11 +483,24 @@ class Heatmap(ResultDisplay):
         aspect = h / max(w, 1)
         fig = Figure(figsize=(7.0, max(2.5, min(12.0, 6.0 * aspect))), dpi=dpi, layout="constrained")
         FigureCanvasAgg(fig)
-        self.plot(fig.add_subplot(1, 1, 1), overlay=overlay, max_size=max_size, cmap=cmap, alpha=alpha,
-                  vmin=vmin, vmax=vmax, title=title)
-        return write_atomic(
-            path, lambda fh: fig.savefig(fh, format="png", bbox_inches="tight", pad_inches=0.1), suffix=".partial"
+        ax = self.plot(fig.add_subplot(1, 1, 1), overlay=overlay, max_size=max_size, cmap=cmap, alpha=alpha,
+                       vmin=vmin, vmax=vmax, title=title)
+        caption = caption or self.meta.get("domain_note")
+        if caption:
+            ax.text(0.5, -0.16, caption, transform=ax.transAxes, ha="center", va="top", fontsize=8, wrap=True,
+                    color="darkred")
+        import json
+
+        meta = self.metadata()
+        if caption:
+            meta["caption"] = caption
+        png_meta = {"Title": f"medfeat heatmap {meta['slide'] or ''}".strip(), "Description": json.dumps(meta)}
+        out = write_atomic(
+            path, lambda fh: fig.savefig(fh, format="png", bbox_inches="tight", pad_inches=0.1, metadata=png_meta),
+            suffix=".partial",
         )
+        self._write_sidecar(path, **({"caption": caption} if caption else {}))
+        return out
 
     def plot(self, ax=None, *, overlay=True, max_size=1024, cmap="coolwarm", alpha=0.5, vmin=None, vmax=None,
              title=None, colorbar=True):
@@ -307,9 +527,23 @@ class Heatmap(ResultDisplay):
             _, ax = plt.subplots(figsize=(7.0, 5.0), layout="constrained")
         w, h = self.slide_dimensions
         arr = self.to_array()
-        if self.kind == "probability":
+        norm = None
+        if self.kind == "probability" and self.calibrated:
             vmin = 0.0 if vmin is None else vmin
             vmax = 1.0 if vmax is None else vmax
+        else:
+            # An uncalibrated score has no absolute meaning: centre the diverging map on the decision
+            # threshold so red means "called positive" and blue "called negative".
+            from matplotlib.colors import TwoSlopeNorm
+
+            thr = self.decision_threshold
+            finite = arr[np.isfinite(arr)]
+            lo = float(finite.min()) if finite.size else thr - 1.0
+            hi = float(finite.max()) if finite.size else thr + 1.0
+            lo = min(lo if vmin is None else vmin, thr - 1e-9)
+            hi = max(hi if vmax is None else vmax, thr + 1e-9)
+            norm = TwoSlopeNorm(vcenter=thr, vmin=lo, vmax=hi)
+            vmin = vmax = None
         thumb = self._thumbnail(max_size) if overlay else None
         if thumb is not None:
             ax.imshow(thumb, extent=(0, w, h, 0), interpolation="bilinear")
@@ -317,17 +551,19 @@ class Heatmap(ResultDisplay):
         s, off = self.stride_level0, self.cell_offset
         masked = np.ma.masked_invalid(arr)
         im = ax.imshow(masked, extent=(off, off + cols * s, off + rows * s, off), cmap=cmap,
-                       alpha=alpha if thumb is not None else 1.0, vmin=vmin, vmax=vmax, interpolation="nearest")
+                       alpha=alpha if thumb is not None else 1.0, vmin=vmin, vmax=vmax, norm=norm,
+                       interpolation="nearest")
         ax.set_xlim(0, w)
         ax.set_ylim(h, 0)
         ax.set_xlabel("x (level-0 px)")
         ax.set_ylabel("y (level-0 px)")
         name = Path(self.slide_path).name if self.slide_path else "slide"
-        ax.set_title(title or f"{name}: {'P(positive)' if self.kind == 'probability' else 'score'}"
-                     f"{' (8-fold TTA)' if self.tta else ''}, {self.mpp:g} mpp", fontsize=9)
+        short = "P(positive), calibrated" if self.kind == "probability" and self.calibrated else "score"
+        ax.set_title(title or f"{name}: {short}{' (8-fold TTA)' if self.tta else ''}, {self.mpp:g} mpp", fontsize=9)
         if colorbar:
-            ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04,
-                               label="probability" if self.kind == "probability" else "decision value")
+            cb_label = (short if norm is None
+                        else f"{self.score_name}; centred on threshold {self.decision_threshold:.3g}")
+            ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=cb_label)
         return ax
 
     def _thumbnail(self, max_size):
@@ -455,7 +691,9 @@ class SlideHeatmap:
                 if bar is not None:
                     bar.close()
             meta = {"slide_mpp": self.slide_mpp}
-            return Heatmap(scores, grid, kind=kind, tta=bool(self.tta), meta=meta)
+            return Heatmap(scores, grid, kind=kind, tta=bool(self.tta), meta=meta,
+                           calibrated=is_calibrated(self.pipeline),
+                           threshold=getattr(self.pipeline, "threshold_", None))
         finally:
             if owns:
                 reader.close()
@@ -495,4 +733,5 @@ def heatmap_from_features(store, classifier):
     scores, kind = positive_scores(classifier, X) if len(X) else (np.zeros(0), "probability")
     slide_mpp = attrs.get("slide_mpp")
     meta = {"slide_mpp": float(slide_mpp[0]) if isinstance(slide_mpp, list) else slide_mpp, "store": str(store)}
-    return Heatmap(scores, grid, kind=kind, meta=meta)
+    return Heatmap(scores, grid, kind=kind, meta=meta, calibrated=is_calibrated(classifier),
+                   threshold=getattr(classifier, "threshold_", None))

@@ -300,7 +300,9 @@ def annotations_to_geojson(annotations, path=None, *, colors=None):
             if ann.label not in colors:
                 colors[ann.label] = default_colours[len(colors) % len(default_colours)]
             props["classification"] = {"name": ann.label, "color": [int(c) for c in colors[ann.label]]}
-        features.append({"type": "Feature", "id": str(uuid.UUID(int=i + 1)),
+        # A random UUID per feature: QuPath keys objects by id, so fixed ids (1, 2, ...) would collide
+        # when files of several slides or runs are imported into one project.
+        features.append({"type": "Feature", "id": str(uuid.uuid4()),
                          "geometry": {"type": "Polygon", "coordinates": coords}, "properties": props})
     collection = {"type": "FeatureCollection", "features": features}
     if path is not None:
