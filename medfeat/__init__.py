@@ -17,7 +17,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("classifiers", "datasets", "evaluation", "features", "pipelines", "slides")
+_SUBPACKAGES = ("classifiers", "datasets", "evaluation", "features", "inspect", "pipelines", "slides")
 
 __all__ = ["__version__", *_SUBPACKAGES]
 

@@ -579,6 +579,70 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
                 bar.update(len(batch))
         return out
 
+    def forward_tensor(self, x, *, pooled=True):
+        """Layer outputs of a float image tensor, with autograd on: the differentiable path used by
+        :mod:`medfeat.inspect` (saliency, activation maps).
+
+        The same steps as :meth:`transform`, in float32 throughout: grey replicated to RGB, resized
+        to ``input_size_`` (antialiased bilinear, in float where ``transform`` resizes ``uint8`` on the
+        CPU, so features differ from ``transform`` by that rounding only), normalised, run through the
+        layers without autocast and outside ``torch.inference_mode``.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (N, H, W, C), floating point
+            Images scaled to [0, 1] (``uint8 / 255``), C = 1 or 3, on any device.
+        pooled : bool, default True
+            True: each layer's pooled (N, D) block, as ``transform`` concatenates them; False: the raw
+            activation (e.g. an (N, C, h, w) map).
+
+        Returns
+        -------
+        dict of str to torch.Tensor
+            Alias -> float32 tensor on ``device_``, in ``layers_`` order.
+
+        Examples
+        --------
+        >>> import numpy as np, torch
+        >>> X = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
+        >>> deep = DeepFeatures(layers="blocks.2", input_size=None).fit(X)
+        >>> x = torch.from_numpy(X / 255.0).float().requires_grad_()
+        >>> deep.forward_tensor(x)["blocks.2"].sum().backward()
+        >>> x.grad.shape, deep.forward_tensor(x, pooled=False)["blocks.2"].shape
+        (torch.Size([1, 32, 32, 3]), torch.Size([1, 40, 4, 4]))
+        """
+        import torch
+        import torch.nn.functional as F
+
+        check_is_fitted(self, "n_features_out_")
+        if not torch.is_tensor(x) or not x.is_floating_point() or x.ndim != 4 or x.shape[-1] not in (1, 3):
+            raise ValueError(
+                "x must be a floating-point torch tensor of shape (N, H, W, C) with C = 1 or 3 and values in "
+                f"[0, 1], got {type(x).__name__} {tuple(getattr(x, 'shape', ()))}."
+            )
+        extractor = self._ensure_model()
+        if not pooled:
+            extractor = _build_extractor(self.backbone_, self.layers_, "raw")
+        device = torch.device(self.device_)
+        mean, std = _normaliser(self.backbone_.mean, self.backbone_.std, device)
+        x = x.to(device=device, dtype=torch.float32)
+        if x.shape[-1] == 1:
+            x = x.expand(-1, -1, -1, 3)
+        x = x.permute(0, 3, 1, 2)
+        if self.input_size_ is not None and tuple(x.shape[-2:]) != tuple(self.input_size_):
+            x = F.interpolate(x, size=tuple(self.input_size_), mode="bilinear", antialias=True, align_corners=False)
+        elif self.pool == "flatten" and self.input_size_ is None and tuple(x.shape[-2:]) != self.probe_size_:
+            self._check_size(x.permute(0, 2, 3, 1))
+        x = ((x - mean[:, None, None]) / std[:, None, None]).contiguous(memory_format=torch.channels_last)
+        try:
+            with _cpu_threads(device):
+                out = extractor(x)
+        finally:
+            if isinstance(extractor, _HookExtractor) and not pooled:
+                for handle in extractor._handles:  # the raw hooks must not stay on the shared model
+                    handle.remove()
+        return {alias: out[alias] for alias in self.layers_}
+
     def _batches(self, X, bs):
         """Yield (start, uint8 NHWC tensor); lists of mixed sizes are resized per image first."""
         import torch
