@@ -14,6 +14,12 @@ images in [0, 1] are never rounded to 8 bits. Radiology values (CT Hounsfield un
 radiographs) go through an intensity window first: :func:`window_image` / :class:`Window`
 (``(center, width)``, CT presets such as ``"lung"``, or a percentile window) give float images in [0, 1].
 
+Domain shift between slides (:mod:`medfeat.features.stain`, :mod:`medfeat.features.alignment`):
+Reinhard, Macenko and Vahadane stain normalisers; HED and colour jitter with
+:class:`AugmentedTraining`; dihedral test-time augmentation (:class:`DihedralMean`,
+:class:`DihedralTTA`); per-slide feature standardisation and CORAL. Preprocessing for radiographs:
+:class:`CLAHE`.
+
 Deep features from frozen ImageNet backbones (:class:`DeepFeatures`, :func:`load_backbone`) and
 multiscale context (:class:`MultiScaleFeatures`) import torch only when used.
 
@@ -26,6 +32,7 @@ Examples
 (2, 10)
 """
 
+from .alignment import CORAL, SlideStandardizer, coral_align, standardize_by_group
 from .backbones import list_backbones, list_layers, load_backbone
 from .color import ColorFeatures, color_features
 from .deep import DeepFeatures, predict_imagenet
@@ -34,27 +41,75 @@ from .glcm import GLCMFeatures, glcm_features
 from .handcrafted import HandcraftedFeatures
 from .lbp import LBPHistogram, lbp_codes, lbp_histogram
 from .multiscale import MultiScaleFeatures
-from .preprocessing import WINDOW_PRESETS, Window, window_image
+from .preprocessing import CLAHE, WINDOW_PRESETS, Window, clahe, window_image
+from .stain import (
+    AugmentedTraining,
+    ColorJitter,
+    DihedralMean,
+    DihedralTTA,
+    HEDJitter,
+    MacenkoNormalizer,
+    ReinhardNormalizer,
+    StainPassThroughWarning,
+    VahadaneNormalizer,
+    color_jitter,
+    dihedral,
+    hed_jitter,
+    lab_statistics,
+    macenko_normalize,
+    macenko_stain_matrix,
+    optical_density,
+    reinhard_normalize,
+    stained_fraction,
+    vahadane_normalize,
+    vahadane_stain_matrix,
+)
 
 __all__ = [
+    "AugmentedTraining",
+    "CLAHE",
+    "CORAL",
     "ColorFeatures",
+    "ColorJitter",
     "DeepFeatures",
+    "DihedralMean",
+    "DihedralTTA",
     "GIST",
     "GLCMFeatures",
+    "HEDJitter",
     "HandcraftedFeatures",
     "LBPHistogram",
+    "MacenkoNormalizer",
     "MultiScaleFeatures",
+    "ReinhardNormalizer",
+    "SlideStandardizer",
+    "StainPassThroughWarning",
+    "VahadaneNormalizer",
     "WINDOW_PRESETS",
     "Window",
+    "clahe",
     "color_features",
+    "color_jitter",
+    "coral_align",
+    "dihedral",
     "gabor_transfer_functions",
     "gist_descriptor",
     "glcm_features",
+    "hed_jitter",
+    "lab_statistics",
     "lbp_codes",
     "lbp_histogram",
     "list_backbones",
     "list_layers",
     "load_backbone",
+    "macenko_normalize",
+    "macenko_stain_matrix",
+    "optical_density",
     "predict_imagenet",
+    "reinhard_normalize",
+    "stained_fraction",
+    "standardize_by_group",
+    "vahadane_normalize",
+    "vahadane_stain_matrix",
     "window_image",
 ]

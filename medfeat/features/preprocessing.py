@@ -1,4 +1,7 @@
-"""Image preprocessing before feature extraction: intensity windowing of radiology images.
+"""Image preprocessing before feature extraction: intensity windowing of radiology images, and CLAHE.
+
+CLAHE (:func:`clahe` / :class:`CLAHE`): contrast-limited adaptive histogram equalisation (scikit-image
+``equalize_adapthist``) of uint8 images, used on chest radiographs by Lakhani & Sundaram (2017).
 
 Radiology pixels (CT Hounsfield units, 12-16 bit radiographs) have no fixed display scale. A
 *window* says which interval of values matters and maps it linearly onto [0, 1]; values below go to
@@ -27,12 +30,15 @@ Examples
 array([[0.23333333, 0.5       , 1.        ]], dtype=float32)
 """
 
+import numbers
+
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
-from .._checks import WINDOW_PRESETS, parse_window, percentile_window, window_to_unit
+from .._checks import WINDOW_PRESETS, check_image, check_image_batch, parse_window, percentile_window, window_to_unit
 
-__all__ = ["WINDOW_PRESETS", "Window", "window_image"]
+__all__ = ["CLAHE", "WINDOW_PRESETS", "Window", "clahe", "window_image"]
 
 
 def _check_raw(image, name):
@@ -161,6 +167,126 @@ class Window(TransformerMixin, BaseEstimator):
         if arr.ndim != 4 or arr.shape[0] == 0:
             raise ValueError(f"X must be a non-empty N x H x W x C batch or a list of images, got shape {arr.shape}.")
         return np.stack([_apply(_check_raw(im, f"X[{i}]"), spec, invert) for i, im in enumerate(arr)])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.requires_fit = False
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+
+# -- CLAHE ---------------------------------------------------------------------------------------
+def _check_clahe(kernel_size, clip_limit, nbins):
+    if kernel_size is not None and (
+        isinstance(kernel_size, bool) or not isinstance(kernel_size, numbers.Integral) or kernel_size < 2
+    ):
+        raise ValueError(f"kernel_size must be None or an integer >= 2 (pixels), got {kernel_size!r}.")
+    if isinstance(clip_limit, bool) or not isinstance(clip_limit, numbers.Real) or not 0 < clip_limit <= 1:
+        raise ValueError(f"clip_limit must be a number in (0, 1], got {clip_limit!r}.")
+    if isinstance(nbins, bool) or not isinstance(nbins, numbers.Integral) or not 2 <= nbins <= 65536:
+        raise ValueError(f"nbins must be an integer in [2, 65536], got {nbins!r}.")
+
+
+def clahe(image, kernel_size=None, clip_limit=0.01, nbins=256):
+    """Contrast-limited adaptive histogram equalisation of one image.
+
+    uint8 in, uint8 out; uint16 or float (in [0, 1], e.g. after :func:`window_image`) in, float32 in
+    [0, 1] out, so a 12-16 bit radiograph is not rounded to 8 bits. Grey images are equalised directly; RGB images are equalised on the V channel of HSV (what
+    ``skimage.exposure.equalize_adapthist`` does for colour input), so hue is kept.
+
+    Parameters
+    ----------
+    image : array-like of shape (H, W) or (H, W, C)
+        uint8, uint16, or float in [0, 1]; C is 1 or 3.
+    kernel_size : int, optional
+        Size of the contextual regions in pixels (skimage default: 1/8 of the image size).
+    clip_limit : float, default=0.01
+        Normalised clip limit in (0, 1]: higher gives more contrast.
+    nbins : int, default=256
+        Histogram bins.
+
+    Returns
+    -------
+    ndarray of shape (H, W, C)
+        uint8 for uint8 input, else float32 in [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> im = np.tile(np.linspace(100, 140, 64).astype(np.uint8), (64, 1))   # low contrast
+    >>> out = clahe(im)
+    >>> out.shape, int(np.ptp(out)) > int(np.ptp(im))
+    ((64, 64, 1), True)
+    """
+    from skimage.exposure import equalize_adapthist
+
+    _check_clahe(kernel_size, clip_limit, nbins)
+    im = check_image(image, keep_precision=True)
+    src = im[..., 0] if im.shape[2] == 1 else im
+    if np.ptp(src) == 0:  # a constant image has nothing to equalise (skimage would return zeros)
+        return im.copy() if im.dtype == np.uint8 else _unit_float(im)
+    out = np.clip(equalize_adapthist(src, kernel_size=kernel_size, clip_limit=clip_limit, nbins=nbins), 0, 1)
+    out = np.round(out * 255.0).astype(np.uint8) if im.dtype == np.uint8 else out.astype(np.float32)
+    return out[..., None] if im.shape[2] == 1 else out
+
+
+def _unit_float(im):
+    if im.dtype == np.uint16:
+        return (im / 65535.0).astype(np.float32)
+    return im.astype(np.float32)
+
+
+class CLAHE(TransformerMixin, BaseEstimator):
+    """Transformer form of :func:`clahe`: every image of an NHWC batch (or list) equalised.
+
+    uint8 batches give uint8; uint16 or float batches give float32 in [0, 1].
+
+    Parameters
+    ----------
+    kernel_size : int, optional
+    clip_limit : float, default=0.01
+    nbins : int, default=256
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.tile(np.linspace(100, 140, 64).astype(np.uint8), (2, 64, 1))[..., None]
+    >>> CLAHE(clip_limit=0.02).fit_transform(X).dtype
+    dtype('uint8')
+    """
+
+    def __init__(self, kernel_size=None, clip_limit=0.01, nbins=256):
+        self.kernel_size = kernel_size
+        self.clip_limit = clip_limit
+        self.nbins = nbins
+
+    def fit(self, X=None, y=None):
+        """Validate the parameters (nothing is learnt).
+
+        Returns
+        -------
+        self
+        """
+        _check_clahe(self.kernel_size, self.clip_limit, self.nbins)
+        self.fitted_ = True
+        return self
+
+    def transform(self, X):
+        """Equalise every image.
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, H, W, C) or list of images
+
+        Returns
+        -------
+        ndarray (N, H, W, C), or a list for a list
+        """
+        check_is_fitted(self, "fitted_")
+        X = check_image_batch(X, keep_precision=True)
+        out = [clahe(im, self.kernel_size, self.clip_limit, self.nbins) for im in X]
+        return np.stack(out) if isinstance(X, np.ndarray) else out
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -91,14 +91,6 @@ def is_calibrated(model):
     return False
 
 
-def _dihedral(images, k, flip):
-    # Spatial axes are the two before the channel axis, for (N,H,W,C) and multiscale (N,S,H,W,C) alike.
-    out = np.rot90(images, k, axes=(-3, -2))
-    if flip:
-        out = out[..., ::-1, :]
-    return np.ascontiguousarray(out)
-
-
 @dataclass(repr=False)
 class Heatmap(ResultDisplay):
     """Patch scores on a slide's patch grid.
@@ -643,10 +635,12 @@ class SlideHeatmap:
     def _score(self, images):
         if not self.tta:
             return positive_scores(self.pipeline, images)
+        from medfeat.features.stain import dihedral  # the one definition of the 8 views (also DihedralTTA)
+
         total, kind = None, None
         for k in range(4):
             for flip in (False, True):
-                s, kind = positive_scores(self.pipeline, _dihedral(images, k, flip))
+                s, kind = positive_scores(self.pipeline, dihedral(images, k, flip))
                 total = s if total is None else total + s
         return total / 8.0, kind
 
