@@ -1,4 +1,5 @@
-"""Dataset helpers: folder-of-classes loader, checksum-verified fetchers of real data, sample slides.
+"""Dataset helpers: folder-of-classes loader (8-bit, 16-bit and DICOM images), DICOM reader,
+checksum-verified fetchers of real data, sample slides.
 
 Examples
 --------
@@ -7,6 +8,7 @@ Examples
 True
 """
 
+from .dicom import DICOM_EXTENSIONS, DicomImage, is_dicom, read_dicom, write_dicom
 from .fetchers import (
     OPENSLIDE_TESTDATA,
     DataIntegrityError,
@@ -15,11 +17,14 @@ from .fetchers import (
     fetch_openslide_testdata,
     get_data_home,
 )
-from .folder import IMAGE_EXTENSIONS, ImageFolder, load_image_folder, shared_data_dir
+from .folder import DICOM_GROUP_KEYS, IMAGE_EXTENSIONS, ImageFolder, load_image_folder, shared_data_dir
 from .samples import cmu_small_region
 
 __all__ = [
+    "DICOM_EXTENSIONS",
+    "DICOM_GROUP_KEYS",
     "DataIntegrityError",
+    "DicomImage",
     "IMAGE_EXTENSIONS",
     "ImageFolder",
     "OPENSLIDE_TESTDATA",
@@ -28,6 +33,9 @@ __all__ = [
     "fetch_kermany2018",
     "fetch_openslide_testdata",
     "get_data_home",
+    "is_dicom",
     "load_image_folder",
+    "read_dicom",
     "shared_data_dir",
+    "write_dicom",
 ]
