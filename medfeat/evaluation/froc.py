@@ -20,6 +20,7 @@ One deliberate difference: the official script gives undetected lesions a probab
 count as found at the threshold 0; here a lesion without a detection is never found.
 """
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -161,6 +162,7 @@ class FROCResult(_JSONMixin, ResultDisplay):
     fp_probabilities: np.ndarray
     per_slide: object
     settings: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
 
     def to_dict(self):
         return _json_value(
@@ -179,6 +181,7 @@ class FROCResult(_JSONMixin, ResultDisplay):
                 },
                 "per_slide": self.per_slide.reset_index().to_dict(orient="records"),
                 "settings": self.settings,
+                "notes": list(self.notes),
             }
         )
 
@@ -195,7 +198,7 @@ class FROCResult(_JSONMixin, ResultDisplay):
         return (
             f"FROC: {self.n_slides} slides ({self.n_normal_slides} normal), {self.n_lesions} lesions "
             f"(+{self.n_itc} ITCs ignored); sensitivity at FP/slide {parts}; score {self.score:.4f}"
-        )
+        ) + "".join(f"\nNote: {n}" for n in self.notes)
 
     def __str__(self):
         return self.summary()
@@ -229,6 +232,7 @@ def froc(
     dilation_um=75.0,
     itc_um=275.0,
     fp_rates=FP_RATES,
+    min_lesions=10,
 ):
     """CAMELYON16 FROC: lesion sensitivity against average false positives per slide.
 
@@ -248,6 +252,8 @@ def froc(
         The CAMELYON16 merge distance (75 µm) and ITC major-axis limit (275 µm); see the module notes.
     fp_rates : sequence of float
         FP-per-slide rates at which sensitivity is reported.
+    min_lesions : int, default 10
+        With fewer lesions a :class:`UserWarning` (and a note in ``notes``) says the score is anecdotal.
 
     Returns
     -------
@@ -342,6 +348,14 @@ def froc(
     # np.interp needs increasing x; fps is non-decreasing along the curve, as in the official script.
     sens_at = {r: float(np.interp(r, fps, sens)) for r in fp_rates}
     per_slide = pd.DataFrame(rows).set_index("slide")
+    notes = []
+    if n_lesions < min_lesions:
+        # Each lesion moves the sensitivity by 1/n_lesions: a score from 2 lesions can only be 0, 0.5 or 1.
+        notes.append(
+            f"The FROC rests on {n_lesions} lesion(s) in {n_slides} slide(s) (fewer than min_lesions={min_lesions}): "
+            f"each lesion moves the sensitivity by {1 / max(n_lesions, 1):.2g}; treat the score as anecdotal."
+        )
+        warnings.warn(notes[-1], UserWarning, stacklevel=2)
     return FROCResult(
         fp_per_slide=fps, sensitivity=sens, thresholds=thresholds, fp_rates=fp_rates,
         sensitivity_at=sens_at, score=float(np.mean(list(sens_at.values()))),
@@ -349,6 +363,7 @@ def froc(
         tp_probabilities=tp_probs, fp_probabilities=fp_probs, per_slide=per_slide,
         settings={"dilation_um": dilation_um, "itc_um": itc_um, "mpp": mpp if not isinstance(mpp, dict) else "per slide",
                   "mask_downsample": mask_downsample if not isinstance(mask_downsample, dict) else "per slide"},
+        notes=notes,
     )
 
 

@@ -229,3 +229,16 @@ def test_compare_feature_sets_with_groups_uses_the_clustered_test():
     assert cmp.p_values["a"] == pytest.approx(clustered_auc_test(y, b, a, g).p_value, abs=1e-12)
     assert "clustered" in cmp.to_frame().index[-1]
     assert cmp.reports["a"].ci_method.startswith("clustered")
+
+
+def test_froc_from_two_lesions_is_flagged():
+    # Misleading point 4: "FROC 1.000" from 2 lesions printed like a benchmark figure.
+    from medfeat.evaluation import froc
+
+    m = np.zeros((200, 200), bool)
+    m[20:80, 20:80] = True
+    m[120:180, 120:180] = True
+    with pytest.warns(UserWarning, match="rests on 2 lesion"):
+        res = froc({"t1": [[400, 400, 0.9], [1200, 1200, 0.8]]}, {"t1": m}, mpp=1.0, mask_downsample=8)
+    assert res.score == 1.0 and res.n_lesions == 2
+    assert "anecdotal" in res.summary() and res.to_dict()["notes"]
