@@ -24,11 +24,23 @@ from .store import (
     load_slide_features,
     make_features,
 )
+from .workflow import (
+    ClassRule,
+    EvaluationResult,
+    annotation_summary,
+    evaluate_predictions,
+    froc_from_heatmaps,
+    read_thresholds,
+    slide_labels,
+    write_heatmap_outputs,
+)
 
 __all__ = [
     "CVResult",
+    "ClassRule",
     "CompareResult",
     "EmptyTissueError",
+    "EvaluationResult",
     "ExtractionResult",
     "Heatmap",
     "SavedModel",
@@ -36,10 +48,13 @@ __all__ = [
     "SlidePatchClassifier",
     "SlideTrainingResult",
     "UntrustedModelError",
+    "annotation_summary",
     "compare_image_folder",
     "cross_validate_groups",
+    "evaluate_predictions",
     "extract_features",
     "extract_slide_features",
+    "froc_from_heatmaps",
     "heatmap_from_features",
     "is_calibrated",
     "load_model",
@@ -49,7 +64,10 @@ __all__ = [
     "make_features",
     "make_patch_pipeline",
     "positive_scores",
+    "read_thresholds",
     "run_demo",
     "save_model",
+    "slide_labels",
     "train_from_feature_stores",
+    "write_heatmap_outputs",
 ]

@@ -1,0 +1,488 @@
+"""The command-line workflow as functions: label slides by annotation class, write heatmap artefacts,
+evaluate per-patch scores (patch-level with clustered statistics and slide-level), and FROC from heatmaps.
+
+Each ``medfeat`` subcommand of the slide workflow (``heatmap``, ``evaluate``, ``froc``) parses its
+arguments and calls one function here, so the same closed loop runs from Python::
+
+    extract -> train -> heatmap (scores + true labels) -> evaluate (ROC) -> froc
+
+Every file written here goes through a temporary name and a rename.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "ClassRule",
+    "EvaluationResult",
+    "annotation_summary",
+    "evaluate_predictions",
+    "froc_from_heatmaps",
+    "read_thresholds",
+    "slide_labels",
+    "write_heatmap_outputs",
+]
+
+_ANNOTATION_SUFFIXES = (".xml", ".geojson", ".json")
+_UNANNOTATED = ("negative", "skip", "error")
+
+
+def _write_atomic(path, write):
+    try:
+        from medfeat._checks import write_atomic
+    except ImportError:  # before the shared helper moved to medfeat._checks
+        from ._io import write_atomic
+    return write_atomic(path, write)
+
+
+def _write_text(path, text):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def _stem(path):
+    name = Path(path).name
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def _find_annotation(stem, annotations_dir):
+    for ext in _ANNOTATION_SUFFIXES:
+        candidate = Path(annotations_dir) / f"{stem}{ext}"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+@dataclass(frozen=True)
+class ClassRule:
+    """Which annotation classes are lesion, normal or ignored, and what a slide without annotations is.
+
+    Parameters
+    ----------
+    positive, negative, ignore : tuple of str, optional
+        Class names (QuPath ``classification.name`` / ASAP ``PartOfGroup``, shell patterns allowed); see
+        :func:`medfeat.slides.resolve_annotation_classes`. ``positive=None`` accepts a single class as
+        positive and refuses several.
+    unannotated : {"error", "negative", "skip"}, default "error"
+        A slide with no annotation file: an error (a misspelt file name must not turn a tumour slide into
+        a normal one), a normal slide (every patch negative, as in CAMELYON16), or left out.
+    outside : {"negative", "ignore"}, default "negative"
+        Tissue outside every polygon of an annotated slide.
+
+    Examples
+    --------
+    >>> ClassRule(positive=("Tumor",), negative=("Stroma",), unannotated="negative").unannotated
+    'negative'
+    """
+
+    positive: tuple | None = None
+    negative: tuple = ()
+    ignore: tuple = ("_2", "Exclusion", "Ignore*")
+    unannotated: str = "error"
+    outside: str = "negative"
+
+    def __post_init__(self):
+        if self.unannotated not in _UNANNOTATED:
+            raise ValueError(f"unannotated must be one of {list(_UNANNOTATED)}, got {self.unannotated!r}.")
+        if self.outside not in ("negative", "ignore"):
+            raise ValueError(f"outside must be 'negative' or 'ignore', got {self.outside!r}.")
+        for name in ("positive", "negative", "ignore"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, tuple(v.strip() for v in value.split(",") if v.strip()))
+            elif value is not None:
+                object.__setattr__(self, name, tuple(str(v) for v in value))
+
+    def to_dict(self):
+        return {"positive": None if self.positive is None else list(self.positive), "negative": list(self.negative),
+                "ignore": list(self.ignore), "unannotated": self.unannotated, "outside": self.outside}
+
+
+def slide_labels(stem, grid, annotations_dir, rule=None):
+    """Patch labels (1 lesion, 0 normal, -1 none) of one slide from its annotation file, by ``rule``.
+
+    Parameters
+    ----------
+    stem : str
+        The slide's file stem; its annotations are ``<annotations_dir>/<stem>{.xml,.geojson,.json}``.
+    grid : medfeat.slides.PatchGrid
+    annotations_dir : str or path
+    rule : ClassRule, optional
+
+    Returns
+    -------
+    ndarray of int8 or None
+        None when the slide has no annotation file and ``rule.unannotated == "skip"``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No annotation file and ``rule.unannotated == "error"`` (the default).
+    """
+    from medfeat.slides import annotation_patch_labels, read_annotations
+
+    rule = rule or ClassRule()
+    path = _find_annotation(stem, annotations_dir)
+    if path is None:
+        if rule.unannotated == "error":
+            raise FileNotFoundError(
+                f"slide {stem!r} has no annotation file {stem}.xml/.geojson/.json in {str(annotations_dir)!r}; if it is "
+                "a normal slide say so with --unannotated negative (or list it in a labels CSV), or leave it out "
+                "with --unannotated skip."
+            )
+        if rule.unannotated == "skip":
+            return None
+        return np.zeros(len(grid), dtype=np.int8)
+    return annotation_patch_labels(grid, read_annotations(path), positive=rule.positive, negative=rule.negative,
+                                   ignore=rule.ignore, outside=rule.outside, source=str(path))
+
+
+def annotation_summary(stems, annotations_dir, rule=None):
+    """Classes found per slide with their role under ``rule``: the table to read before training.
+
+    Parameters
+    ----------
+    stems : iterable of str
+        Slide file stems.
+    annotations_dir : str or path
+    rule : ClassRule, optional
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (slide, class): ``slide``, ``file``, ``class``, ``polygons``, ``area_px`` (level 0) and
+        ``role`` (positive / negative / ignore / "unlisted" when the rule does not place it, or, for a
+        slide without a file, what ``unannotated`` makes of it).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> annotation_summary(["s1"], tempfile.mkdtemp(), ClassRule(unannotated="negative")).to_dict("records")
+    [{'slide': 's1', 'file': '', 'class': '(none)', 'polygons': 0, 'area_px': 0.0, 'role': 'no annotation file: negative'}]
+    """
+    import pandas as pd
+
+    from medfeat.slides import annotation_classes, read_annotations, resolve_annotation_classes
+
+    rule = rule or ClassRule()
+    rows = []
+    for stem in stems:
+        path = _find_annotation(stem, annotations_dir)
+        if path is None:
+            rows.append({"slide": stem, "file": "", "class": "(none)", "polygons": 0, "area_px": 0.0,
+                         "role": f"no annotation file: {rule.unannotated}"})
+            continue
+        classes = annotation_classes(read_annotations(path))
+        try:
+            roles = resolve_annotation_classes(classes, positive=rule.positive, negative=rule.negative,
+                                               ignore=rule.ignore, source=str(path))
+        except ValueError:
+            roles = {}
+        if not classes:
+            rows.append({"slide": stem, "file": path.name, "class": "(none)", "polygons": 0, "area_px": 0.0,
+                         "role": "no polygons: all negative"})
+        for label, (n, area) in classes.items():
+            rows.append({"slide": stem, "file": path.name, "class": label if label else "(unclassified)",
+                         "polygons": n, "area_px": round(float(area), 1), "role": roles.get(label, "unlisted")})
+    return pd.DataFrame(rows, columns=["slide", "file", "class", "polygons", "area_px", "role"])
+
+
+def write_heatmap_outputs(heatmap, out_dir, stem, *, threshold=None, y_true=None, objects="both",
+                          positive_class="Tumor", negative_class="Normal", caption=None):
+    """Write a heatmap's PNG, QuPath GeoJSON, NPY and per-patch score CSV (each with its metadata).
+
+    Parameters
+    ----------
+    heatmap : Heatmap
+    out_dir : str or path
+    stem : str
+        File stem: ``<stem>.png``, ``<stem>.geojson``, ``<stem>.npy``, ``<stem>_scores.csv``.
+    threshold : float, optional
+        Region / class threshold (default the heatmap's decision threshold).
+    y_true : array-like, optional
+        True patch labels (1, 0, -1 none) written as a ``y_true`` column, so ``evaluate`` runs on the CSV.
+    objects, positive_class, negative_class
+        See :meth:`Heatmap.to_geojson`.
+    caption : str, optional
+        Printed under the PNG (e.g. an out-of-domain warning).
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return {
+        "png": heatmap.to_png(out / f"{stem}.png", caption=caption),
+        "geojson": heatmap.to_geojson(out / f"{stem}.geojson", threshold, label=positive_class,
+                                      negative_label=negative_class, objects=objects),
+        "npy": heatmap.to_npy(out / f"{stem}.npy"),
+        "csv": heatmap.to_csv(out / f"{stem}_scores.csv", y_true, group=stem),
+    }
+
+
+def read_thresholds(path):
+    """Thresholds ``{name: value}`` from a JSON file: a plain mapping, or a report JSON with operating points.
+
+    Accepts ``{"youden": 0.42}``, a :class:`~medfeat.evaluation.ROCReport` JSON (``operating_points``) and a
+    ``medfeat evaluate`` / ``train`` thresholds file (``{"thresholds": {...}}``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.json"
+    >>> _ = p.write_text('{"thresholds": {"youden": 0.42}}')
+    >>> read_thresholds(p)
+    {'youden': 0.42}
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"thresholds file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"thresholds file {path} is not JSON: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("thresholds"), dict):
+        data = data["thresholds"]
+    elif isinstance(data, dict) and isinstance(data.get("operating_points"), dict):
+        data = {k: v.get("threshold") for k, v in data["operating_points"].items() if isinstance(v, dict)}
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"thresholds file {path} must hold {{name: number}} (or a report's operating_points).")
+    out = {}
+    for k, v in data.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+            raise ValueError(f"thresholds file {path}: {k!r} must be a finite number, got {v!r}.")
+        out[str(k)] = float(v)
+    return out
+
+
+@dataclass
+class EvaluationResult:
+    """What :func:`evaluate_predictions` returns: patch-level and (with groups) slide-level ROC reports."""
+
+    patch: object
+    slide: object = None
+    paths: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+    def summary(self):
+        parts = [f"Patch level ({self.patch.unit}s, clustered by group when groups are known):",
+                 self.patch.summary()]
+        if self.slide is not None:
+            parts += ["", "Slide level (one score per group):", self.slide.summary()]
+        parts += [f"Note: {n}" for n in self.notes]
+        return "\n".join(parts)
+
+
+def _read_predictions(paths, *, label_column, score_column, group_column):
+    import pandas as pd
+
+    frames = []
+    for p in paths:
+        p = Path(p)
+        if not p.is_file():
+            raise FileNotFoundError(f"predictions CSV not found: {p}")
+        df = pd.read_csv(p)
+        score = score_column if score_column in df.columns else ("score" if "score" in df.columns else None)
+        if label_column not in df.columns or score is None:
+            raise ValueError(f"predictions CSV {p} needs a label column {label_column!r} and a score column "
+                             f"{score_column!r} (or 'score', as heatmap CSVs have); got {list(df.columns)}.")
+        part = pd.DataFrame({"y_true": df[label_column], "y_score": df[score]})
+        if group_column and group_column in df.columns:
+            part["group"] = df[group_column].astype(str)
+        elif len(paths) > 1:
+            part["group"] = _stem(p).removesuffix("_scores")
+        frames.append(part)
+    return pd.concat(frames, ignore_index=True)
+
+
+def evaluate_predictions(predictions, out, *, pos_label=None, thresholds=None, label_column="y_true",
+                         score_column="y_score", group_column="group", slide_aggregate="max", unit="patch",
+                         n_bootstrap=2000, seed=0, title=None):
+    """ROC report of per-patch (or per-image) predictions, patch-level and slide-level, written to ``out``.
+
+    Parameters
+    ----------
+    predictions : str, path or list of them
+        CSV(s) with a label and a score column (``medfeat heatmap`` writes ``x,y,score,y_true,group``). Rows
+        whose label is -1 (no label, e.g. an ignored annotation class) are left out. With several files and
+        no group column, each file is one group.
+    out : str or path
+        HTML report; the figures go to the same name with ``.json`` and the thresholds of the operating
+        points to ``<out stem>.thresholds.json`` (pass it as ``thresholds=`` on test data).
+    pos_label : scalar, optional
+        The positive label when labels are not 0/1.
+    thresholds : dict, str or path, optional
+        Thresholds fixed beforehand (a dict or a file for :func:`read_thresholds`), e.g. from validation.
+    label_column, score_column, group_column : str
+    slide_aggregate : {"max", "mean", "median", "top5_mean"}
+        Score of a group (slide) at slide level.
+    unit : str, default "patch"
+    n_bootstrap, seed, title
+
+    Returns
+    -------
+    EvaluationResult
+    """
+    from medfeat.evaluation import Report, roc_report, slide_level_roc
+
+    paths = [predictions] if isinstance(predictions, (str, Path)) else list(predictions)
+    df = _read_predictions(paths, label_column=label_column, score_column=score_column, group_column=group_column)
+    notes = []
+    unlabelled = df["y_true"].astype(str).isin(["-1", "-1.0"])
+    if unlabelled.any():
+        notes.append(f"{int(unlabelled.sum())} rows with label -1 (no label) were left out.")
+        df = df[~unlabelled]
+    if isinstance(thresholds, (str, Path)):
+        thresholds = read_thresholds(thresholds)
+    y = df["y_true"].to_numpy()
+    if pos_label is not None and y.dtype.kind in "iuf":
+        try:
+            pos_label = type(y[0].item())(pos_label)
+        except (TypeError, ValueError):
+            pass
+    groups = df["group"].to_numpy() if "group" in df.columns else None
+    kw = dict(pos_label=pos_label, thresholds=thresholds, random_state=seed, n_bootstrap=n_bootstrap)
+    patch = roc_report(y, df["y_score"].to_numpy(), groups=groups, unit=unit, **kw)
+    slide = None
+    if groups is not None:
+        per = len(np.unique(groups))
+        if per >= 2:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    slide = slide_level_roc(y, df["y_score"].to_numpy(), groups, aggregate=slide_aggregate,
+                                            **{**kw, "thresholds": None})
+                except ValueError as exc:
+                    notes.append(f"No slide-level ROC: {exc}")
+            for w in caught:
+                warnings.warn(w.message, w.category, stacklevel=2)
+    out = Path(out)
+    report = Report(title or f"ROC report: {', '.join(Path(p).name for p in paths[:3])}")
+    report.add_data_summary(y, groups=groups, name="Predictions", source=", ".join(str(p) for p in paths[:5]))
+    report.add_roc(f"{unit} level", patch)
+    if slide is not None:
+        report.add_roc(f"slide level ({slide_aggregate})", slide)
+    for n in notes:
+        report.add_text(n, title="Note")
+    saved = report.save(out)
+    thr_path = out.with_name(out.stem + ".thresholds.json")
+    _write_text(thr_path, json.dumps({"thresholds": patch.thresholds, "source": str(out), "unit": unit,
+                                      "fixed": bool(thresholds is not None)}, indent=2))
+    return EvaluationResult(patch=patch, slide=slide, notes=notes,
+                            paths={"html": saved.html, "json": saved.json, "thresholds": thr_path})
+
+
+def _sidecar(npy):
+    meta_path = Path(str(npy) + ".json")
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"heatmap {npy} has no metadata sidecar {meta_path.name} (written by `medfeat heatmap`); "
+                                "without it the array cannot be mapped back onto the slide.")
+    return json.loads(meta_path.read_text(encoding="utf-8"))
+
+
+def froc_from_heatmaps(heatmaps, annotations_dir, out_dir, *, rule=None, threshold=None, min_distance=1,
+                       max_mask_size=4096):
+    """CAMELYON16 FROC from heatmap arrays (``medfeat heatmap``'s ``.npy`` + sidecar) and annotation files.
+
+    Detections are the local maxima of each heatmap above ``threshold`` (default: each heatmap's decision
+    threshold), placed at their patch's centre in level-0 pixels. Lesions are the positive-class polygons
+    of each slide's annotation file, rasterised and merged by the CAMELYON16 rules.
+
+    Parameters
+    ----------
+    heatmaps : str, path or list of them
+        ``.npy`` files, or a directory holding them.
+    annotations_dir : str or path
+    out_dir : str or path
+        Receives ``froc.json``, ``froc_per_slide.csv`` and ``froc.png``.
+    rule : ClassRule, optional
+        Class roles and what a slide without annotations is (default: an error).
+    threshold : float, optional
+    min_distance : int
+        Minimum distance between detections, in heatmap cells.
+    max_mask_size : int
+        Longest side of the rasterised lesion masks.
+
+    Returns
+    -------
+    FROCResult
+    """
+    from medfeat.evaluation import detections_from_heatmap, froc
+    from medfeat.slides import rasterize_annotations, read_annotations, resolve_annotation_classes
+
+    rule = rule or ClassRule()
+    if isinstance(heatmaps, (str, Path)) and Path(heatmaps).is_dir():
+        files = sorted(Path(heatmaps).glob("*.npy"))
+    else:
+        files = [Path(heatmaps)] if isinstance(heatmaps, (str, Path)) else [Path(p) for p in heatmaps]
+    if not files:
+        raise ValueError(f"no heatmap .npy files in {heatmaps}; run `medfeat heatmap` first.")
+    dets, masks, mpps, downs = {}, {}, {}, {}
+    for npy in files:
+        if not npy.is_file():
+            raise FileNotFoundError(f"heatmap file not found: {npy}")
+        meta = _sidecar(npy)
+        stem = npy.name[: -len(".npy")]
+        arr = np.load(npy, allow_pickle=False)
+        thr = float(meta["decision_threshold"]) if threshold is None else float(threshold)
+        dets[stem] = detections_from_heatmap(arr, thr, origin=(0.0, 0.0), stride=float(meta["stride_level0"]),
+                                             patch_size=float(meta["patch_size_level0"]), min_distance=min_distance)
+        w, h = meta["slide_dimensions_level0"]
+        slide_mpp = meta.get("slide_mpp")
+        if not slide_mpp:
+            raise ValueError(f"heatmap {npy} records no slide mpp; FROC needs it for the 75 um / 275 um rules.")
+        mpps[stem] = float(np.mean(slide_mpp))
+        ds = max(1.0, max(w, h) / float(max_mask_size))
+        downs[stem] = ds
+        path = _find_annotation(stem, annotations_dir)
+        if path is None:
+            if rule.unannotated == "error":
+                raise FileNotFoundError(
+                    f"slide {stem!r} has no annotation file in {str(annotations_dir)!r}; say what it is with "
+                    "--unannotated negative|skip."
+                )
+            if rule.unannotated == "skip":
+                del dets[stem]
+                continue
+            masks[stem] = None
+            continue
+        anns = read_annotations(path)
+        roles = resolve_annotation_classes([a.label for a in anns], positive=rule.positive, negative=rule.negative,
+                                           ignore=rule.ignore, source=str(path))
+        pos = [a for a in anns if roles[a.label] == "positive"]
+        ign = [a for a in anns if roles[a.label] == "ignore"]
+        if not pos:
+            masks[stem] = None
+            continue
+        mask = rasterize_annotations(pos, (w, h), downsample=ds, exclude=())
+        if ign:
+            mask &= ~rasterize_annotations(ign, (w, h), downsample=ds, exclude=())
+        masks[stem] = mask
+    if not masks:
+        raise ValueError("no slide left to score (every slide was skipped).")
+    res = froc(dets, masks, mpp=mpps, mask_downsample=downs)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    res.to_json(out / "froc.json")
+    import io
+
+    buf = io.StringIO()
+    res.per_slide.to_csv(buf)
+    _write_text(out / "froc_per_slide.csv", buf.getvalue())
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4.5), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    res.plot(fig.add_subplot(1, 1, 1))
+    _write_atomic(out / "froc.png", lambda fh: fig.savefig(fh, format="png"))
+    return res
