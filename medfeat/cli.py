@@ -43,6 +43,19 @@ def _one_line(exc):
     return first
 
 
+def _finite_float(text):
+    """argparse type: a finite number (``float("nan")`` parses, but compares false with everything)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def _say(args, *parts):
     if not args.quiet:
         print(*parts)
@@ -354,7 +367,7 @@ def build_parser():
     p.add_argument("--mpp", type=float, default=None, help="override the model's mpp")
     p.add_argument("--size", type=int, default=None, help="override the model's patch size")
     p.add_argument("--tta", action="store_true", help="8-fold rotation/flip averaging (Liu et al.)")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--threshold", type=_finite_float, default=None,
                    help="GeoJSON region threshold (default: the model's own, else 0.5 for predict_proba scores and "
                         "0 for decision values)")
     p.add_argument("--batch-size", type=int, default=64)

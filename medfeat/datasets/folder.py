@@ -255,10 +255,32 @@ def _read_manifest(root, manifest):
     return pd.read_csv(where, dtype=str, keep_default_na=False), where
 
 
+def _class_dirs(root):
+    """The class sub-folders of ``root``; a symlink back to the root (or above it) or onto another class
+    folder is not a class (it would count every image again under a wrong label) and is skipped with a warning."""
+    real_root = root.resolve()
+    candidates = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    # real folders first, so a link onto one of them is the one reported
+    candidates.sort(key=lambda d: d.is_symlink())
+    seen, out = {}, []
+    for d in candidates:
+        real = d.resolve()
+        if real == real_root or real in real_root.parents:
+            warnings.warn(f"{d} links to {real}, which contains the image folder {root} itself; it is not a class "
+                          "folder and is skipped.", UserWarning, stacklevel=4)
+            continue
+        if real in seen:
+            warnings.warn(f"{d} links to the same folder as the class {seen[real]!r}; skipped (its images would be "
+                          "counted twice under two labels).", UserWarning, stacklevel=4)
+            continue
+        seen[real] = d.name
+        out.append(d)
+    return sorted(out)
+
+
 def _scan(root, extensions):
     rows = []
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    for d in class_dirs:
+    for d in _class_dirs(root):
         for f in sorted(d.rglob("*")):
             if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in extensions:
                 rows.append((f.relative_to(root).as_posix(), d.name))

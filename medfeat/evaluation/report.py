@@ -43,6 +43,17 @@ def _versions():
     return out
 
 
+def _is_report_json(path):
+    """Whether ``path`` holds a JSON written by :meth:`Report.save` (so replacing it loses nothing of the user's)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError, RecursionError):
+        return False
+    return (isinstance(data, dict) and isinstance(data.get("sections"), list)
+            and isinstance(data.get("versions"), dict) and "medfeat" in data["versions"])
+
+
 def _new_figure(w=5.5, h=5.0):
     # Figure without pyplot: no GUI backend, no global figure registry (headless-safe).
     from matplotlib.figure import Figure
@@ -309,6 +320,9 @@ class Report:
     def save(self, path, json_path=None):
         """Write the HTML and the JSON (default: same name, ``.json``), each via a temporary name.
 
+        The default JSON path is only overwritten when it holds an earlier medfeat report: a neighbouring
+        ``<name>.json`` of another origin (e.g. the predictions themselves) raises ``FileExistsError``.
+
         Returns
         -------
         ReportPaths
@@ -317,7 +331,14 @@ class Report:
         path = Path(path)
         if path.suffix.lower() not in (".html", ".htm"):
             raise ValueError(f"path must end in .html, got {str(path)!r}.")
-        json_path = path.with_suffix(".json") if json_path is None else Path(json_path)
+        if json_path is None:
+            json_path = path.with_suffix(".json")
+            if json_path.exists() and not _is_report_json(json_path):
+                raise FileExistsError(
+                    f"{json_path} exists and is not a medfeat report; the report's JSON would overwrite it. "
+                    "Choose another report name or pass json_path= explicitly."
+                )
+        json_path = Path(json_path)
         write_text_atomic(json_path, json.dumps(self.to_dict(), indent=2, allow_nan=False))
         write_text_atomic(path, self.to_html())
         return ReportPaths(path, json_path)

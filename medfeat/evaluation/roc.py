@@ -547,7 +547,15 @@ def roc_report(
     rng = np.random.default_rng(random_state)
     boot_auc, boot_ops, bands = [], {name: {m: [] for m in METRICS} for name in ops}, []
     n_valid = 0
-    if n_bootstrap and not few_groups:
+    # A class with a single sample is redrawn identically in every class-stratified resample: the
+    # bootstrap could only return the point estimate as a zero-width "interval", so it is not run.
+    single = codes is None and min(n_pos, n_neg) < 2
+    if single and n_bootstrap:
+        notes.append(
+            f"Only {n_pos} positive and {n_neg} negative {unit}(s): a class-stratified bootstrap redraws the "
+            "same samples every time, so no bootstrap interval is given (operating points, ROC band)."
+        )
+    if n_bootstrap and not few_groups and not single:
         # Weights are drawn directly in score-sorted order (see SortedScores).
         strata = None if codes is not None else ss.pos
         resampler = Resampler(y.size, strata=strata, groups=None if codes is None else codes[ss.order])
@@ -633,7 +641,7 @@ def roc_report(
             auc_ci = auc_ci_delong if auc_ci_delong is not None else (float("nan"), float("nan"))
         else:
             ci_method = "bootstrap"
-            auc_ci = auc_ci_boot
+            auc_ci = auc_ci_boot if auc_ci_boot is not None else (float("nan"), float("nan"))
         if min(n_pos, n_neg) < 5:
             msg = (
                 f"Only {n_pos} positive and {n_neg} negative {unit}s: the intervals are rough at best."

@@ -330,7 +330,14 @@ class Heatmap(ResultDisplay):
         """
         import shapely
 
-        keep = self.scores >= threshold
+        try:
+            ok = not isinstance(threshold, (bool, np.bool_)) and math.isfinite(float(threshold))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            # NaN compares false with every score: the regions would silently be empty
+            raise ValueError(f"threshold must be a finite number, got {threshold!r}.")
+        keep = self.scores >= float(threshold)
         if not np.any(keep):
             return []
         s, off = self.stride_level0, self.cell_offset

@@ -210,9 +210,10 @@ def test_roc_report_refuses_bootstrap_on_two_groups_and_warns():
 
 
 def test_roc_report_flags_zero_width_intervals():
-    # Two rows (one per class): the stratified bootstrap can only redraw the same two rows -> 1.0000-1.0000.
+    # Two rows per class, perfectly separated: every stratified resample gives AUC 1 -> 1.0000-1.0000.
+    # (With one row per class the bootstrap is not run at all: tests/reliability/test_small_silent.py.)
     with pytest.warns(UserWarning, match="Zero-width"):
-        rep = roc_report([0, 1], [0.2, 0.9], ci="bootstrap", n_bootstrap=50, random_state=0)
+        rep = roc_report([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], ci="bootstrap", n_bootstrap=50, random_state=0)
     assert any("Zero-width" in n for n in rep.notes)
 
 
