@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from medfeat._checks import write_text_atomic
+
 RESULTS = Path(__file__).resolve().parent / "results"
 BATCH = 32
 SIZE = 224
@@ -170,12 +172,6 @@ def to_markdown(report):
     return "\n".join(lines)
 
 
-def write_atomic(path, text):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="lite0 and resnet18 only, 32 patches, 3 repeats")
@@ -214,8 +210,8 @@ def main(argv=None):
         "results": results,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out / "deep.json", json.dumps(report, indent=2) + "\n")
-    write_atomic(args.out / "deep.md", to_markdown(report))
+    write_text_atomic(args.out / "deep.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomic(args.out / "deep.md", to_markdown(report))
     print(f"wrote {args.out / 'deep.json'} and {args.out / 'deep.md'}")
 
 

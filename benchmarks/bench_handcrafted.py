@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "tests" / "features"))
 import lmgist_port  # noqa: E402  (the straightforward LMgist port, kept beside the tests)
 
 from medfeat.features import GIST, ColorFeatures, GLCMFeatures, LBPHistogram  # noqa: E402
+from medfeat._checks import write_text_atomic  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -204,15 +205,9 @@ def main(argv=None):
     write_results(args.out, meta, rows)
 
 
-def write_atomic(path, text):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def write_results(out_dir, meta, rows):
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(out_dir / "handcrafted.json", json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
+    write_text_atomic(out_dir / "handcrafted.json", json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
     lines = [
         "# Handcrafted features throughput (patches/s)",
         "",
@@ -237,7 +232,7 @@ def write_results(out_dir, meta, rows):
             f" | {r['max_abs_diff_vs_baseline']:.1e} |"
         )
     lines += ["", "Baselines:"] + sorted({f"- {r['family']}: {r['baseline']}" for r in rows}) + [""]
-    write_atomic(out_dir / "handcrafted.md", "\n".join(lines))
+    write_text_atomic(out_dir / "handcrafted.md", "\n".join(lines))
 
 
 if __name__ == "__main__":

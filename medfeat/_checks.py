@@ -1,4 +1,8 @@
-"""Shared private helpers: image and batch validation, optional-import checks.
+"""Shared private helpers: image and batch validation, optional-import checks, atomic writes, JSON.
+
+This is the one module every part of the package may import private helpers from: the leaves
+(``features``, ``slides``, ``evaluation``, ``datasets``) never import each other, so what they share
+lives here. It imports nothing beyond numpy and the standard library.
 
 Every public entry point that takes images goes through :func:`check_image` or
 :func:`check_image_batch`, so the dtype and shape rules of the whole package live here:
@@ -25,20 +29,29 @@ other.
 
 import html
 import importlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
 __all__ = [
+    "JSONMixin",
     "ResultDisplay",
     "WINDOW_PRESETS",
     "check_image",
     "check_image_batch",
     "check_multiscale_batch",
+    "json_safe",
     "optional_import",
     "parse_window",
     "percentile_window",
     "to_grey",
     "window_to_unit",
+    "write_atomic",
+    "write_text_atomic",
 ]
 
 
@@ -432,3 +445,132 @@ def percentile_window(values, lo, hi):
     if b <= a:
         return float(a), 1.0
     return float((a + b) / 2), float(b - a)
+
+
+# --------------------------------------------------------------------------------------------------------
+# outputs: written under a temporary name, renamed when complete
+# --------------------------------------------------------------------------------------------------------
+
+
+def write_atomic(path, write, *, suffix=".tmp"):
+    """Call ``write(fh)`` on a binary temporary file beside ``path``, then rename it to ``path``.
+
+    The temporary file (``.<name>.<random><suffix>`` in the same directory, so the rename is atomic and
+    two writers never share it) is flushed to disk before the rename and removed if ``write`` fails, so
+    an interrupted run never leaves a half-written file under the final name. The parent directory is
+    created if needed; the file gets the permissions an ordinary ``open()`` would give it.
+
+    Parameters
+    ----------
+    path : str or path
+        Final file name.
+    write : callable
+        Called once with the open binary file handle.
+    suffix : str
+        Suffix of the temporary name.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = write_atomic(pathlib.Path(tempfile.mkdtemp()) / "a.txt", lambda fh: fh.write(b"hi"))
+    >>> p.read_text(), sorted(q.name for q in p.parent.iterdir())
+    ('hi', ['a.txt'])
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        os.close(fd)
+        # reopened by name: some writers (tifffile) need the handle's file name
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        # mkstemp creates the file 0600; give it the permissions an ordinary open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_text_atomic(path, text, *, encoding="utf-8"):
+    """Write ``text`` to ``path`` through :func:`write_atomic`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> write_text_atomic(pathlib.Path(tempfile.mkdtemp()) / "a.md", "# hi").read_text()
+    '# hi'
+    """
+    data = str(text).encode(encoding)
+    return write_atomic(path, lambda fh: fh.write(data))
+
+
+# --------------------------------------------------------------------------------------------------------
+# JSON
+# --------------------------------------------------------------------------------------------------------
+
+_NOT_HANDLED = object()
+
+
+def json_safe(value, *, encode=None):
+    """A strict-JSON copy of ``value``: plain Python types, non-finite floats as ``None``.
+
+    numpy scalars become Python numbers, arrays and tuples become lists, dict keys become strings and
+    paths become strings (JSON has no NaN or infinity, so ``json.dumps(..., allow_nan=False)`` accepts
+    the result). Any other object goes to ``encode(obj)`` when given (a hook for estimators and the
+    like; it is tried first on every value and returns ``json_safe.NOT_HANDLED`` to fall through),
+    else to its ``repr``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> json_safe({"auc": np.float32(0.5), "ci": (np.nan, 1.0), 3: np.arange(2)})
+    {'auc': 0.5, 'ci': [None, 1.0], '3': [0, 1]}
+    """
+    if encode is not None:
+        out = encode(value)
+        if out is not _NOT_HANDLED:
+            return out
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v, encode=encode) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, encode=encode) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_safe(v, encode=encode) for v in value.tolist()]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return repr(value)
+
+
+json_safe.NOT_HANDLED = _NOT_HANDLED
+
+
+class JSONMixin:
+    """``to_json`` for result classes that have a ``to_dict`` (strict JSON, atomic write)."""
+
+    def to_json(self, path=None, *, indent=2):
+        """JSON text of :meth:`to_dict`; written to ``path`` (temporary name, then renamed) when given."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        if path is not None:
+            write_text_atomic(path, text)
+        return text

@@ -83,7 +83,7 @@ def _cmd_layers(args):
 
 
 def _features_from_args(args):
-    from medfeat.pipelines.store import make_features
+    from medfeat.pipelines import make_features
 
     layers = None
     if args.layers:
@@ -110,7 +110,7 @@ def _check_slides(slides):
 
 
 def _cmd_extract(args):
-    from medfeat.pipelines.store import extract_features
+    from medfeat.pipelines import extract_features
 
     _check_slides(args.slides)
     if args.annotations is not None and not Path(args.annotations).is_dir():
@@ -148,7 +148,7 @@ def _cmd_train(args):
         result = train_from_feature_stores(args.features_dir, annotations=args.annotations, labels=args.labels,
                                            classifier=args.classifier, cv=args.cv, random_state=args.seed)
     for w in caught:
-        if issubclass(w.category, RuntimeWarning) and w.filename.endswith(("slide_train.py", "store.py")):
+        if issubclass(w.category, RuntimeWarning) and w.filename.endswith(("slide_train.py", "extraction.py", "labels.py", "store.py")):
             print(f"{PROG}: warning: {w.message}", file=sys.stderr)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -329,7 +329,7 @@ class XGBoostClassifier(ClassifierMixin, BaseEstimator):
         model = state.pop("model_", None)
         if model is not None:
             state["_model_json"] = bytes(model.get_booster().save_raw("json"))
-            state["_model_params"] = {k: v for k, v in model.get_params().items() if _jsonable(v)}
+            state["_model_params"] = {k: v for k, v in model.get_params().items() if v is None or isinstance(v, (bool, int, float, str))}
         return state
 
     def __setstate__(self, state):
@@ -348,6 +348,3 @@ CLASSIFIER_DEFAULTS["xgboost"] = {
     k: v for k, v in XGBoostClassifier().get_params(deep=False).items() if k != "xgb_params"
 }
 
-
-def _jsonable(value):
-    return value is None or isinstance(value, (bool, int, float, str))

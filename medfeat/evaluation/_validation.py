@@ -7,7 +7,7 @@ import numpy as np
 __all__ = ["check_binary", "check_confidence", "check_groups", "check_labels", "check_n_bootstrap", "check_scores"]
 
 
-def _as_1d(values, name):
+def as_1d(values, name):
     if hasattr(values, "to_numpy"):
         values = values.to_numpy()
     arr = np.asarray(values)
@@ -26,7 +26,7 @@ def check_labels(y_true, *, pos_label=None, name="y_true"):
     Accepts bools, numbers in {0, 1}, or any labels together with ``pos_label`` (required for
     strings, so the positive class is never guessed).
     """
-    y = _as_1d(y_true, name)
+    y = as_1d(y_true, name)
     if pos_label is not None:
         if not np.any(y == pos_label):
             found = sorted({str(v) for v in np.unique(y)})[:10]
@@ -62,7 +62,7 @@ def check_scores(y_score, *, n=None, name="y_score", ndim=1):
                 f"{name} has shape {arr.shape}; expected one score per sample. For predict_proba output pass "
                 "the positive-class column, e.g. proba[:, 1]."
             )
-        arr = _as_1d(arr, name)
+        arr = as_1d(arr, name)
     elif arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_classes), got an array of shape {arr.shape}.")
     if arr.dtype.kind == "b":
@@ -95,7 +95,7 @@ def check_groups(groups, n):
     """Integer group codes 0..G-1 (or None)."""
     if groups is None:
         return None
-    g = _as_1d(groups, "groups")
+    g = as_1d(groups, "groups")
     if g.shape[0] != n:
         raise ValueError(f"groups has {g.shape[0]} values but y_true has {n}; they must have the same length.")
     if g.dtype.kind == "f" and not np.all(np.isfinite(g)):

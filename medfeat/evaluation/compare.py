@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from medfeat._checks import ResultDisplay
-
+from .._checks import ResultDisplay, json_safe, write_text_atomic
 from ._validation import check_binary, check_labels
 from .delong import clustered_auc_test, delong_test
-from .roc import _json_value, roc_report, write_text_atomic
+from .roc import roc_report
 
 __all__ = ["FeatureSetComparison", "compare_feature_sets", "markdown_table"]
 
@@ -22,7 +21,7 @@ def _fmt(v, digits=3):
     return f"{v:.{digits}f}"
 
 
-def _fmt_ci(v, lo, hi, digits=3):
+def fmt_ci(v, lo, hi, digits=3):
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return _fmt(v, digits)
     return f"{v:.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f})"
@@ -109,9 +108,9 @@ class FeatureSetComparison(ResultDisplay):
         for name, rep in self.reports.items():
             op = rep.operating_points[self.operating_point]
             data[name] = [
-                _fmt_ci(op.sensitivity, *op.ci["sensitivity"]),
-                _fmt_ci(op.specificity, *op.ci["specificity"]),
-                _fmt_ci(rep.auc, *rep.auc_ci),
+                fmt_ci(op.sensitivity, *op.ci["sensitivity"]),
+                fmt_ci(op.specificity, *op.ci["specificity"]),
+                fmt_ci(rep.auc, *rep.auc_ci),
                 "best" if name == self.best else _fmt_p(self.p_values[name]),
             ]
         return pd.DataFrame(data, index=pd.Index(index, name=f"at {self.operating_point}"))
@@ -140,7 +139,7 @@ class FeatureSetComparison(ResultDisplay):
         return text
 
     def to_dict(self):
-        return _json_value(
+        return json_safe(
             {
                 "best": self.best,
                 "operating_point": self.operating_point,

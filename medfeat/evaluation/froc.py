@@ -25,9 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from medfeat._checks import ResultDisplay
-
-from .roc import _JSONMixin, _json_value
+from .._checks import JSONMixin, ResultDisplay, json_safe
 
 __all__ = ["FROCResult", "detections_from_heatmap", "froc", "lesion_map"]
 
@@ -133,7 +131,7 @@ def _as_detections(dets, slide):
 
 
 @dataclass(repr=False)
-class FROCResult(_JSONMixin, ResultDisplay):
+class FROCResult(JSONMixin, ResultDisplay):
     """Result of :func:`froc`.
 
     Attributes
@@ -165,7 +163,7 @@ class FROCResult(_JSONMixin, ResultDisplay):
     notes: list = field(default_factory=list)
 
     def to_dict(self):
-        return _json_value(
+        return json_safe(
             {
                 "score": self.score,
                 "sensitivity_at": {str(k): v for k, v in self.sensitivity_at.items()},

@@ -4,18 +4,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from medfeat._checks import ResultDisplay
-
+from .._checks import JSONMixin, ResultDisplay, json_safe
 from ._bootstrap import Resampler, SortedScores, chunk_size, percentile_ci
-from ._validation import _as_1d, check_confidence, check_groups, check_n_bootstrap, check_scores
+from ._validation import as_1d, check_confidence, check_groups, check_n_bootstrap, check_scores
 from .delong import delong_auc_ci
-from .roc import _JSONMixin, _json_value
 
 __all__ = ["MulticlassROC", "multiclass_roc"]
 
 
 @dataclass(repr=False)
-class MulticlassROC(_JSONMixin, ResultDisplay):
+class MulticlassROC(JSONMixin, ResultDisplay):
     """Result of :func:`multiclass_roc`.
 
     Attributes
@@ -49,7 +47,7 @@ class MulticlassROC(_JSONMixin, ResultDisplay):
         return pd.concat([self.per_class, macro])
 
     def to_dict(self):
-        return _json_value(
+        return json_safe(
             {
                 "per_class": self.per_class.reset_index().astype({"class": str}).to_dict(orient="records"),
                 "macro_auc": self.macro_auc,
@@ -117,7 +115,7 @@ def multiclass_roc(
     """
     import pandas as pd
 
-    y = _as_1d(y_true, "y_true")
+    y = as_1d(y_true, "y_true")
     confidence = check_confidence(confidence)
     n_bootstrap = check_n_bootstrap(n_bootstrap)
     s = check_scores(y_score, n=y.shape[0], name="y_score", ndim=2)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .compare import _fmt_ci
-from .roc import ROCReport, _json_value, write_text_atomic
+from .._checks import json_safe, write_text_atomic
+from .compare import fmt_ci
+from .roc import ROCReport
 
 __all__ = ["Report", "ReportPaths"]
 
@@ -132,9 +133,9 @@ def _operating_points_frame(report):
         rows.append(
             {"operating point": name, "threshold": f"{op.threshold:.4g}",
              "chosen": "fixed beforehand" if op.fixed else "on this data",
-             "sensitivity": _fmt_ci(op.sensitivity, *op.ci["sensitivity"]),
-             "specificity": _fmt_ci(op.specificity, *op.ci["specificity"]),
-             "PPV": _fmt_ci(op.ppv, *op.ci["ppv"]), "NPV": _fmt_ci(op.npv, *op.ci["npv"]),
+             "sensitivity": fmt_ci(op.sensitivity, *op.ci["sensitivity"]),
+             "specificity": fmt_ci(op.specificity, *op.ci["specificity"]),
+             "PPV": fmt_ci(op.ppv, *op.ci["ppv"]), "NPV": fmt_ci(op.npv, *op.ci["npv"]),
              "TP/FP/TN/FN": f"{op.tp}/{op.fp}/{op.tn}/{op.fn}"}
         )
     return pd.DataFrame(rows).set_index("operating point")
@@ -168,7 +169,7 @@ class Report:
 
     # Each section: dict(kind, name, html, data) where data is the JSON-able figure content.
     def _add(self, kind, name, body, data):
-        self.sections.append({"kind": kind, "name": str(name), "html": body, "data": _json_value(data)})
+        self.sections.append({"kind": kind, "name": str(name), "html": body, "data": json_safe(data)})
         return self
 
     def add_text(self, text, *, title=None):
@@ -280,7 +281,7 @@ class Report:
 
     def to_dict(self):
         """Title, versions and every section's data (the JSON written by :meth:`save`)."""
-        return _json_value(
+        return json_safe(
             {
                 "title": self.title,
                 "description": self.description,

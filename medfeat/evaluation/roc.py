@@ -7,19 +7,15 @@ interval. Thresholds chosen on a validation set (``report_val.thresholds``) can 
 set with ``thresholds=`` so test-set figures are honest.
 """
 
-import json
 import math
-import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from medfeat._checks import ResultDisplay
-
+from .._checks import JSONMixin, ResultDisplay, json_safe
 from ._bootstrap import Resampler, SortedScores, chunk_size, percentile_ci, weighted_auc
 from ._validation import check_binary, check_confidence, check_groups, check_n_bootstrap
 from .delong import clustered_auc_ci, delong_auc_ci
@@ -38,55 +34,6 @@ def _fmt_ci(lo, hi, digits=4):
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return "CI not available"
     return f"{lo:.{digits}f}-{hi:.{digits}f}"
-
-
-def _json_value(v):
-    """Plain JSON-able Python value; non-finite floats become None (JSON has no inf/NaN)."""
-    if isinstance(v, dict):
-        return {str(k): _json_value(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_value(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return [_json_value(x) for x in v.tolist()]
-    if isinstance(v, (np.bool_, bool)):
-        return bool(v)
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        v = float(v)
-        return v if math.isfinite(v) else None
-    return v
-
-
-def write_text_atomic(path, text):
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        # mkstemp creates the file 0600; give it the permissions an ordinary open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-class _JSONMixin:
-    """``to_json`` of the result classes, from their ``to_dict``."""
-
-    def to_json(self, path=None, *, indent=2):
-        """JSON text of :meth:`to_dict`; written to ``path`` (temporary name, then renamed) when given."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-        if path is not None:
-            write_text_atomic(path, text)
-        return text
 
 
 def _parse_rule(rule):
@@ -188,7 +135,7 @@ class OperatingPoint:
     ci: dict = field(default_factory=dict)
 
     def to_dict(self):
-        return _json_value(
+        return json_safe(
             {
                 "name": self.name,
                 "rule": self.rule,
@@ -205,7 +152,7 @@ class OperatingPoint:
 
 
 @dataclass(repr=False)
-class ROCReport(_JSONMixin, ResultDisplay):
+class ROCReport(JSONMixin, ResultDisplay):
     """Result of :func:`roc_report`. Thresholds follow scikit-learn: ``score >= threshold`` is positive.
 
     Attributes
@@ -285,7 +232,7 @@ class ROCReport(_JSONMixin, ResultDisplay):
             else {"fpr": self.band_fpr, "tpr_lo": self.band_tpr_lo, "tpr_hi": self.band_tpr_hi},
             "notes": list(self.notes),
         }
-        return _json_value(d)
+        return json_safe(d)
 
     def to_frame(self):
         """Operating points as a DataFrame (one row each); AUC and its CI in ``df.attrs``."""

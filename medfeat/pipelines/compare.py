@@ -25,7 +25,7 @@ import pandas as pd
 
 from .._checks import ResultDisplay
 from ..classifiers import make_classifier
-from ._io import write_atomic
+from .._checks import json_safe, write_atomic, write_text_atomic
 from .patch import cross_validate_groups, macro_ovr_auc
 
 __all__ = [
@@ -347,10 +347,6 @@ def _markdown(table):
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path, text):
-    write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
-
-
 # -- main entry point -------------------------------------------------------------------------------
 
 
@@ -605,8 +601,8 @@ def compare_image_folder(
     md.append("\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     if source:
         md.append(f"- Data: {source} (see {readme} for source, citation and licence).\n")
-    _write_atomic(files["table_md"], "".join(md))
-    _write_atomic(files["table_csv"], table.to_csv(index=False))
+    write_text_atomic(files["table_md"], "".join(md))
+    write_text_atomic(files["table_csv"], table.to_csv(index=False))
     results = dict(
         dataset=str(Path(path).resolve()),
         dataset_readme=source,
@@ -631,7 +627,7 @@ def compare_image_folder(
     )
     if bar is not None:
         results["bar_layout"] = {"classifier": bar[0], **bar[1].to_dict()}
-    _write_atomic(files["results_json"], json.dumps(_json_safe(results), indent=2))
+    write_text_atomic(files["results_json"], json.dumps(json_safe(results), indent=2))
     _write_report(
         files["report_html"],
         title,
@@ -658,17 +654,6 @@ def compare_image_folder(
         notes=notes,
         timings=timings,
     )
-
-
-def _json_safe(value):
-    """NaN/inf -> None so that results.json is strict JSON."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _write_report(
@@ -714,6 +699,4 @@ def _write_report(
             pd.Series(np.asarray(y), name="true"), pd.Series(cv.predictions, name="predicted"), dropna=False
         )
         report.add_table(f"Confusion matrix (out-of-fold), best row ({best[0]} + {best[1]})", confusion)
-    tmp = path.with_name("report.tmp.html")
-    written = report.save(tmp, json_path=path.with_name("report.json"))
-    os.replace(written.html, path)
+    report.save(path, json_path=path.with_name("report.json"))

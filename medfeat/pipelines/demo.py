@@ -112,7 +112,7 @@ def run_demo(out_dir="medfeat-demo", *, progress=True, verbose=True, quick=False
     from medfeat.pipelines.heatmap import heatmap_from_features
     from medfeat.pipelines.persist import save_model
     from medfeat.pipelines.slide_train import train_from_feature_stores
-    from medfeat.pipelines.store import extract_slide_features, load_slide_features, make_features
+    from medfeat.pipelines import extract_slide_features, load_slide_features, make_features
     from medfeat.slides import rasterize_annotations
 
     feature_sets = tuple(feature_sets)

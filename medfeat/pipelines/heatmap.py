@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._checks import ResultDisplay
-from ._io import write_atomic
+from .._checks import ResultDisplay, write_atomic
 
 __all__ = ["Heatmap", "SlideHeatmap", "heatmap_from_features", "is_calibrated", "positive_scores"]
 
@@ -728,7 +727,7 @@ def heatmap_from_features(store, classifier):
     >>> heatmap_from_features(p, clf).scores.shape == (len(X),)
     True
     """
-    from medfeat.pipelines.store import load_slide_features
+    from .store import load_slide_features
 
     grid, X, _, attrs = load_slide_features(store)
     scores, kind = positive_scores(classifier, X) if len(X) else (np.zeros(0), "probability")

@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
-from ._io import write_atomic
+from .._checks import json_safe, write_atomic
 
 __all__ = [
     "DEFAULT_TRUSTED_TYPES",
@@ -57,29 +57,14 @@ class UntrustedModelError(ValueError):
     """A model file holds object types that are not trusted; loading it could run foreign code."""
 
 
-def _jsonable(value):
-    """Best-effort JSON-safe copy of a parameter value (repr for anything exotic)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if hasattr(value, "get_params") and isinstance(value, type) is False:
+def _describe_estimator(value):
+    """Hook of :func:`json_safe`: an estimator as its class path and parameters."""
+    if hasattr(value, "get_params") and not isinstance(value, type):
         return {
             "class": f"{type(value).__module__}.{type(value).__qualname__}",
-            "params": _jsonable(value.get_params(deep=False)),
+            "params": json_safe(value.get_params(deep=False), encode=_describe_estimator),
         }
-    try:
-        import numpy as np
-
-        if isinstance(value, np.generic):
-            return value.item()
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-    except ImportError:  # pragma: no cover - numpy is a hard dependency
-        pass
-    return repr(value)
+    return json_safe.NOT_HANDLED
 
 
 def describe_pipeline(pipeline):
@@ -98,7 +83,7 @@ def describe_pipeline(pipeline):
         desc["steps"] = [[name, f"{type(step).__module__}.{type(step).__qualname__}"] for name, step in steps]
         features = dict(steps).get("features")
         if features is not None and hasattr(features, "get_params"):
-            desc["features"] = _jsonable(features)
+            desc["features"] = json_safe(features, encode=_describe_estimator)
             names = None
             try:
                 names = features.get_feature_names_out()
@@ -108,7 +93,7 @@ def describe_pipeline(pipeline):
                 desc["n_features"] = len(names)
     classes = getattr(pipeline, "classes_", None)
     if classes is not None:
-        desc["classes"] = _jsonable(list(classes))
+        desc["classes"] = json_safe(list(classes))
     return desc
 
 

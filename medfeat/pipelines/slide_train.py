@@ -19,6 +19,9 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from .._checks import ResultDisplay
+from .config import estimator_from_config
+from .labels import read_labels_csv, store_labels
+from .store import load_slide_features
 
 __all__ = ["SlidePatchClassifier", "SlideTrainingResult", "load_training_set", "train_from_feature_stores"]
 
@@ -192,51 +195,6 @@ def _stores_in(features_dir):
     return stores
 
 
-def _read_labels_csv(path):
-    import pandas as pd
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"labels CSV not found: {path}")
-    df = pd.read_csv(path)
-    cols = {c.lower(): c for c in df.columns}
-    if "slide" not in cols or "label" not in cols:
-        raise ValueError(f"labels CSV {path} must have columns 'slide' and 'label' (and 'x', 'y' for patch labels); "
-                         f"got {list(df.columns)}.")
-    df = df.rename(columns={cols[k]: k for k in ("slide", "label", "x", "y") if k in cols})
-    # a slide may be named by its file path or its stem
-    df["slide"] = [Path(str(s)).name.rsplit(".", 1)[0] if "." in Path(str(s)).name else Path(str(s)).name
-                   for s in df["slide"]]
-    return df
-
-
-def _labels_for_store(stem, grid, stored_labels, annotations_dir, labels_df):
-    if labels_df is not None:
-        rows = labels_df[labels_df["slide"] == stem]
-        if rows.empty:
-            return None
-        if "x" in rows.columns and "y" in rows.columns and rows["x"].notna().all():
-            lookup = {(int(x), int(y)): lab for x, y, lab in zip(rows["x"], rows["y"], rows["label"])}
-            coords = np.asarray(grid.coords)
-            labs = [lookup.get((int(x), int(y))) for x, y in coords]
-            keep = np.array([v is not None for v in labs])
-            return np.array([v if v is not None else -1 for v in labs], dtype=object), keep
-        if rows["label"].nunique() > 1:
-            raise ValueError(f"labels CSV gives slide {stem!r} several slide-level labels: {sorted(rows['label'].unique())}.")
-        return np.array([rows["label"].iloc[0]] * len(grid), dtype=object), np.ones(len(grid), bool)
-    if annotations_dir is not None:
-        from medfeat.pipelines.store import _find_annotation, _labels_from_annotation_list
-        from medfeat.slides import read_annotations
-
-        ann = _find_annotation(stem, annotations_dir)
-        # a slide without an annotation file is a negative (normal) slide, as in CAMELYON16
-        annotations = read_annotations(ann) if ann is not None else []
-        return _labels_from_annotation_list(grid, annotations).astype(object), np.ones(len(grid), bool)
-    if stored_labels is not None:
-        return stored_labels.astype(object), np.ones(len(grid), bool)
-    return None
-
-
 def load_training_set(features_dir, *, annotations=None, labels=None):
     """Features, labels and slide groups from a directory of feature stores.
 
@@ -268,19 +226,17 @@ def load_training_set(features_dir, *, annotations=None, labels=None):
     >>> X.shape[0] == y.shape[0] == groups.shape[0]
     True
     """
-    from medfeat.pipelines.store import load_slide_features
-
     if annotations is not None and labels is not None:
         raise ValueError("give either annotations or labels, not both.")
     if annotations is not None and not Path(annotations).is_dir():
         raise FileNotFoundError(f"annotations directory not found: {annotations}")
-    labels_df = _read_labels_csv(labels) if labels is not None else None
+    labels_df = read_labels_csv(labels) if labels is not None else None
     Xs, ys, gs, used = [], [], [], []
     first_attrs, first_config = None, None
     for store in _stores_in(features_dir):
         grid, F, stored, attrs = load_slide_features(store)
         stem = store.name[: -len(".h5")]
-        got = _labels_for_store(stem, grid, stored, annotations, labels_df)
+        got = store_labels(stem, grid, stored, annotations_dir=annotations, labels_df=labels_df)
         if got is None:
             warnings.warn(f"no labels for {store.name}; skipped.", RuntimeWarning, stacklevel=2)
             continue
@@ -351,7 +307,6 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
     from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 
     from medfeat.classifiers import make_classifier
-    from medfeat.pipelines.store import estimator_from_config
 
     X, y, groups, stores, attrs = load_training_set(features_dir, annotations=annotations, labels=labels)
     classes = np.unique(y)

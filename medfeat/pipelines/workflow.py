@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .labels import find_annotation, slide_stem
+
 __all__ = [
     "ClassRule",
     "EvaluationResult",
@@ -30,7 +32,6 @@ __all__ = [
     "write_heatmap_outputs",
 ]
 
-_ANNOTATION_SUFFIXES = (".xml", ".geojson", ".json")
 _UNANNOTATED = ("negative", "skip", "error")
 
 
@@ -46,19 +47,6 @@ def _write_text(path, text):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return _write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
-
-
-def _stem(path):
-    name = Path(path).name
-    return name.rsplit(".", 1)[0] if "." in name else name
-
-
-def _find_annotation(stem, annotations_dir):
-    for ext in _ANNOTATION_SUFFIXES:
-        candidate = Path(annotations_dir) / f"{stem}{ext}"
-        if candidate.exists():
-            return candidate
-    return None
 
 
 @dataclass(frozen=True)
@@ -130,7 +118,7 @@ def slide_labels(stem, grid, annotations_dir, rule=None):
     from medfeat.slides import annotation_patch_labels, read_annotations
 
     rule = rule or ClassRule()
-    path = _find_annotation(stem, annotations_dir)
+    path = find_annotation(stem, annotations_dir)
     if path is None:
         if rule.unannotated == "error":
             raise FileNotFoundError(
@@ -175,7 +163,7 @@ def annotation_summary(stems, annotations_dir, rule=None):
     rule = rule or ClassRule()
     rows = []
     for stem in stems:
-        path = _find_annotation(stem, annotations_dir)
+        path = find_annotation(stem, annotations_dir)
         if path is None:
             rows.append({"slide": stem, "file": "", "class": "(none)", "polygons": 0, "area_px": 0.0,
                          "role": f"no annotation file: {rule.unannotated}"})
@@ -299,7 +287,7 @@ def _read_predictions(paths, *, label_column, score_column, group_column):
         if group_column and group_column in df.columns:
             part["group"] = df[group_column].astype(str)
         elif len(paths) > 1:
-            part["group"] = _stem(p).removesuffix("_scores")
+            part["group"] = slide_stem(p).removesuffix("_scores")
         frames.append(part)
     return pd.concat(frames, ignore_index=True)
 
@@ -443,7 +431,7 @@ def froc_from_heatmaps(heatmaps, annotations_dir, out_dir, *, rule=None, thresho
         mpps[stem] = float(np.mean(slide_mpp))
         ds = max(1.0, max(w, h) / float(max_mask_size))
         downs[stem] = ds
-        path = _find_annotation(stem, annotations_dir)
+        path = find_annotation(stem, annotations_dir)
         if path is None:
             if rule.unannotated == "error":
                 raise FileNotFoundError(

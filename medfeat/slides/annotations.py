@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import write_text_atomic
 from .grid import box_fractions
 
 __all__ = [
@@ -306,11 +307,7 @@ def annotations_to_geojson(annotations, path=None, *, colors=None):
                          "geometry": {"type": "Polygon", "coordinates": coords}, "properties": props})
     collection = {"type": "FeatureCollection", "features": features}
     if path is not None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".partial")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(collection, fh)
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(collection))
     return collection
 
 

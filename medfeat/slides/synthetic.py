@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import write_atomic
+
 __all__ = ["SyntheticSlide", "write_synthetic_slide", "write_tiled_tiff"]
 
 _BACKGROUND = (244, 243, 245)
@@ -82,7 +84,6 @@ def _write_pages(path, level_dims, tile_source, *, mpp, tile_size, compression, 
     import tifffile
 
     path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
     t = int(tile_size)
     if t <= 0 or t % 16:
         raise ValueError(f"tile_size must be a positive multiple of 16 (TIFF tiles), got {tile_size!r}.")
@@ -116,8 +117,8 @@ def _write_pages(path, level_dims, tile_source, *, mpp, tile_size, compression, 
                     cache[key] = data
                 yield data
 
-    try:
-        with tifffile.TiffWriter(tmp, bigtiff=True) as tw:
+    def write(fh):
+        with tifffile.TiffWriter(fh, bigtiff=True) as tw:
             for level, (w, h) in enumerate(level_dims):
                 res = 1e4 / (mpp0 * (level_dims[0][0] / w))
                 kwargs = {
@@ -134,14 +135,11 @@ def _write_pages(path, level_dims, tile_source, *, mpp, tile_size, compression, 
                 else:
                     kwargs.update(photometric="rgb", compression=None if compression == "none" else "zlib")
                 tw.write(tiles(level), **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
+
+    try:
+        return write_atomic(path, write, suffix=".partial")
+    finally:
         bar.close()
-        if tmp.exists():
-            tmp.unlink()
-        raise
-    bar.close()
-    return path
 
 
 class _ConstTile(np.ndarray):

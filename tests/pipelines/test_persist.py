@@ -102,7 +102,7 @@ def test_deep_pipeline_round_trip_holds_no_torch_object(tmp_path, rng):
 
 
 def test_failed_atomic_write_leaves_no_file(tmp_path):
-    from medfeat.pipelines._io import write_atomic
+    from medfeat._checks import write_atomic
 
     def half_then_fail(fh):
         fh.write(b"half")

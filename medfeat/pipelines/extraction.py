@@ -1,0 +1,312 @@
+"""Slide feature extraction: slide -> tissue patch grid -> patch batches -> features -> HDF5 store.
+
+:func:`extract_slide_features` runs the named steps for one slide (open the slide, lay the tissue grid,
+label the patches, fit the transformer on the first rows, stream the rows into a
+:class:`~medfeat.pipelines.store.FeatureStoreWriter`); :func:`extract_features` runs it over many slides
+with one shared transformer, reporting and skipping slides that fail.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import make_features
+from .labels import annotations_id, find_annotation, label_patches, slide_stem
+from .store import FeatureStoreWriter, resolve_store_path, store_path_for
+
+__all__ = ["EmptyTissueError", "ExtractionResult", "extract_features", "extract_slide_features"]
+
+logger = logging.getLogger(__name__)
+
+
+class EmptyTissueError(ValueError):
+    """Raised when a slide has no patch with enough tissue to extract features from."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# the steps
+# --------------------------------------------------------------------------------------------------------
+
+
+def _open_reader(slide, slide_mpp):
+    """(reader, owned): a SlideReader for ``slide``; ``owned`` when this call opened it."""
+    from medfeat.slides import SlideReader
+
+    if isinstance(slide, SlideReader):
+        return slide, False
+    if isinstance(slide, (str, os.PathLike)) and not Path(slide).exists():
+        raise FileNotFoundError(f"slide file not found: {os.fspath(slide)}")
+    return SlideReader.open(slide, mpp=slide_mpp), True
+
+
+def _tissue_grid(reader, *, mpp, size, stride, tissue, min_tissue):
+    """The patch grid over the slide's tissue; EmptyTissueError when no patch qualifies."""
+    from medfeat.slides import PatchGrid
+
+    grid = PatchGrid.from_reader(reader, mpp=mpp, size=size, stride=stride, tissue=tissue, min_tissue=min_tissue)
+    if grid.slide_path:
+        # absolute, so heatmaps drawn from the store find the slide from any working directory
+        grid.slide_path = os.path.abspath(grid.slide_path)
+    if len(grid) == 0:
+        raise EmptyTissueError(
+            f"slide {reader.path or '<array>'} has no patch with at least {min_tissue:.0%} tissue "
+            f"(tissue={tissue!r}, mpp={mpp}, size={size}); lower min_tissue or pass tissue=None."
+        )
+    return grid
+
+
+def _is_fitted(estimator):
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(estimator)
+        return True
+    except NotFittedError:
+        return False
+    except TypeError:
+        return True
+
+
+def _fit_on_first_rows(transformer, reader, grid, scales, batch_size):
+    """Fit an unfitted transformer on the first rows of the grid (feature extractors learn nothing from
+    them). The first rows of the whole grid, not of a resumed part: a resumed run and an uninterrupted
+    one use the same fitted transformer."""
+    from medfeat.slides import read_patches
+
+    if not _is_fitted(transformer):
+        first = read_patches(reader, grid, scales=scales, indices=np.arange(min(batch_size, len(grid))))
+        transformer.fit(first)
+
+
+def _stream_rows(store, reader, grid, transformer, *, scales, batch_size, num_workers, backend, progress):
+    """Read the patches from ``store.n_done`` on in batches, transform them and append the rows."""
+    from medfeat.slides import iter_patch_batches
+
+    n = len(grid)
+    todo = grid.subset(np.arange(store.n_done, n)) if store.n_done else grid
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, initial=store.n_done, unit="patch", desc=f"features {store.out.stem}", leave=False)
+    try:
+        for batch in iter_patch_batches(reader, todo, batch_size=batch_size, scales=scales,
+                                        num_workers=num_workers, backend=backend, progress=False):
+            feats = np.asarray(transformer.transform(batch.images), dtype=np.float32)
+            if feats.ndim != 2 or feats.shape[0] != len(batch.images):
+                raise ValueError(
+                    f"features transformer returned shape {feats.shape} for {len(batch.images)} patches; "
+                    "expected (n_patches, n_features)."
+                )
+            store.append(feats)
+            if bar is not None:
+                bar.update(len(feats))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+# --------------------------------------------------------------------------------------------------------
+# one slide, many slides
+# --------------------------------------------------------------------------------------------------------
+
+
+def extract_slide_features(
+    slide,
+    features="deep",
+    *,
+    mpp=0.5,
+    size=224,
+    stride=None,
+    tissue="otsu",
+    min_tissue=0.5,
+    scales=(1,),
+    out=None,
+    batch_size=64,
+    num_workers=2,
+    chunk_size=1024,
+    overwrite=False,
+    progress=True,
+    annotations=None,
+    slide_mpp=None,
+    backend="thread",
+):
+    """Extract patch features of one slide into an HDF5 feature store.
+
+    Parameters
+    ----------
+    slide : str, path or SlideReader
+        The whole-slide image (any format :class:`medfeat.slides.SlideReader` opens).
+    features : transformer or {"deep", "handcrafted", "fusion"}
+        A scikit-learn transformer on NHWC uint8 batches (see :func:`medfeat.pipelines.make_features`). An unfitted
+        transformer is fitted on the first batch (feature extractors learn nothing from it).
+    mpp : float
+        Target resolution in microns per pixel.
+    size : int
+        Patch size in pixels at ``mpp``.
+    stride : int, optional
+        Grid step in pixels at ``mpp`` (default ``size``: non-overlapping).
+    tissue : {"otsu", "gray"}, TissueMask or None
+        Tissue detection for the grid (None keeps every patch).
+    min_tissue : float
+        Minimum tissue fraction for a patch to be kept.
+    scales : tuple of float
+        Fields of view (multiscale context, Liu et al.); ``(1,)`` for single scale.
+    out : str or path
+        Output file (``.h5``) or directory (the file is then ``<dir>/<slide stem>.h5``).
+    batch_size : int
+        Patches per batch read and transformed.
+    num_workers : int
+        Reader workers, overlapping slide I/O with compute.
+    chunk_size : int
+        Rows between checkpoints (rounded up to a multiple of ``batch_size``); an interrupted run resumes
+        from the last finished chunk.
+    overwrite : bool
+        Recompute a finished store instead of skipping it.
+    progress : bool
+        Show a tqdm progress bar.
+    annotations : str, path or list of Annotation, optional
+        Annotation file (ASAP XML / GeoJSON) or polygons; stores 0/1 patch ``labels``.
+    slide_mpp : float, optional
+        The slide's mpp when the file does not record it.
+    backend : {"thread", "process"}
+        Reader worker backend.
+
+    Returns
+    -------
+    pathlib.Path
+        The finished store.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from medfeat.slides import write_synthetic_slide
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> s = write_synthetic_slide(d / "s.tif", size=(1024, 1024), mpp=0.5, seed=0)
+    >>> p = extract_slide_features(s.path, "handcrafted", mpp=1.0, size=64, out=d, progress=False)
+    >>> from medfeat.pipelines import load_slide_features
+    >>> grid, X, labels, attrs = load_slide_features(p)
+    >>> X.shape[0] == len(grid)
+    True
+    """
+    scales = tuple(scales)
+    if not scales:
+        raise ValueError("scales must hold at least one field-of-view factor, e.g. (1,).")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    batch_size = int(batch_size)
+    out = resolve_store_path(slide, out)
+    if out.exists() and not overwrite:
+        logger.info("feature store %s exists; skipping (overwrite=True recomputes it)", out)
+        return out
+
+    transformer = make_features(features, scales=scales)
+    reader, owns = _open_reader(slide, slide_mpp)
+    try:
+        grid = _tissue_grid(reader, mpp=mpp, size=size, stride=stride, tissue=tissue, min_tissue=min_tissue)
+        labels = label_patches(grid, annotations)
+        chunk_rows = max(batch_size, -(-int(chunk_size) // batch_size) * batch_size)
+        with FeatureStoreWriter(out, grid, transformer, scales=scales, tissue=tissue, min_tissue=min_tissue,
+                                slide_mpp=reader.mpp, labels=labels, annotations_id=annotations_id(annotations),
+                                chunk_rows=chunk_rows, overwrite=overwrite) as store:
+            _fit_on_first_rows(transformer, reader, grid, scales, batch_size)
+            _stream_rows(store, reader, grid, transformer, scales=scales, batch_size=batch_size,
+                         num_workers=num_workers, backend=backend, progress=progress)
+            return store.finish()
+    finally:
+        if owns:
+            reader.close()
+
+
+@dataclass
+class ExtractionResult:
+    """Outcome of one slide in :func:`extract_features`.
+
+    Attributes
+    ----------
+    slide : str
+        The slide as given.
+    path : pathlib.Path or None
+        The feature store (None when the slide failed).
+    status : {"written", "skipped", "failed"}
+        ``"skipped"``: a finished store was already there.
+    error : str or None
+        One-line reason for a failure.
+    """
+
+    slide: str
+    path: Path | None
+    status: str
+    error: str | None = None
+
+
+def extract_features(slides, features="deep", out_dir=None, *, overwrite=False, progress=True,
+                     annotations_dir=None, **kwargs):
+    """Extract feature stores for several slides; an unreadable slide is reported and skipped.
+
+    Parameters
+    ----------
+    slides : iterable of str or path
+        Slide files.
+    features : transformer or {"deep", "handcrafted", "fusion"}
+        As in :func:`extract_slide_features`. A transformer is fitted once and shared by all slides.
+    out_dir : str or path
+        Directory for the stores (``<out_dir>/<slide stem>.h5``).
+    overwrite : bool
+        Recompute finished stores.
+    progress : bool
+        Progress bars.
+    annotations_dir : str or path, optional
+        Directory with ``<slide stem>.xml`` / ``.geojson`` / ``.json`` annotations; slides with a file get
+        ``labels`` (a slide without one gets none).
+    **kwargs
+        Passed to :func:`extract_slide_features` (mpp, size, stride, tissue, scales, ...).
+
+    Returns
+    -------
+    list of ExtractionResult
+        One per slide, in the given order.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from medfeat.slides import write_synthetic_slide
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> s = write_synthetic_slide(d / "a.tif", size=(1024, 1024), mpp=0.5, seed=0)
+    >>> res = extract_features([s.path, d / "missing.svs"], "handcrafted", d / "feats", mpp=1.0, size=64,
+    ...                        progress=False)
+    >>> [r.status for r in res]
+    ['written', 'failed']
+    """
+    if out_dir is None:
+        raise ValueError("out_dir must be given: the directory for the feature stores.")
+    slides = [os.fspath(s) for s in slides]
+    if not slides:
+        raise ValueError("slides is empty; expected at least one slide file.")
+    transformer = make_features(features, scales=kwargs.get("scales", (1,)))
+    results = []
+    iterator = slides
+    if progress and len(slides) > 1:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(slides, unit="slide", desc="slides")
+    for slide in iterator:
+        try:
+            target = store_path_for(slide, out_dir)
+            existed = target.exists() and not overwrite
+            ann = find_annotation(slide_stem(slide), annotations_dir)
+            path = extract_slide_features(slide, transformer, out=target, overwrite=overwrite, progress=progress,
+                                          annotations=ann, **kwargs)
+            results.append(ExtractionResult(slide, path, "skipped" if existed else "written"))
+        except Exception as exc:  # noqa: BLE001 - one bad slide must not stop the others
+            message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            warnings.warn(f"skipping slide {slide}: {message}", RuntimeWarning, stacklevel=2)
+            results.append(ExtractionResult(slide, None, "failed", message))
+    return results
