@@ -408,9 +408,10 @@ class _StainNormalizer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : ndarray of shape (N, H, W, 3) or list of images
-            Reference image(s). With several, per-image estimates are pooled by their median
-            (robust to one odd reference). References with too little stain are skipped
-            (``n_references_skipped_``).
+            Reference image(s), ignored when the ``reference`` parameter is set (a fixed template, so
+            that fitting inside a pipeline does not replace it by the training images). With several,
+            per-image estimates are pooled by their median (robust to one odd reference). References
+            with too little stain are skipped (``n_references_skipped_``).
         y : ignored
 
         Returns
@@ -423,7 +424,13 @@ class _StainNormalizer(TransformerMixin, BaseEstimator):
             No reference has enough stain.
         """
         self._check_params()
-        X = check_image_batch(X)
+        if self.reference is not None:
+            X = self.reference
+            if isinstance(X, np.ndarray) and X.ndim == 3:
+                X = X[None]
+            X = check_image_batch(X, name="reference")
+        else:
+            X = check_image_batch(X)
         estimates, skipped = [], 0
         for i, im in enumerate(X):
             im = _rgb(im, name=f"X[{i}]")
@@ -506,6 +513,10 @@ class ReinhardNormalizer(_StainNormalizer):
         Images with a smaller stained fraction (blank, background, fat) are passed through.
     dtype : {"uint8", "float"}, default="uint8"
         Output as rounded uint8, or as float64 RGB in [0, 1] (no rounding).
+    reference : array-like of shape (H, W, 3), (N, H, W, 3) or list, optional
+        Fixed reference image(s): ``fit`` estimates the target from them and ignores its ``X``. None:
+        the images passed to ``fit`` are the references (in a pipeline: the training images, pooled
+        by their median).
 
     Attributes
     ----------
@@ -525,10 +536,11 @@ class ReinhardNormalizer(_StainNormalizer):
     True
     """
 
-    def __init__(self, beta=0.15, min_stain_fraction=0.05, dtype="uint8"):
+    def __init__(self, beta=0.15, min_stain_fraction=0.05, dtype="uint8", reference=None):
         self.beta = beta
         self.min_stain_fraction = min_stain_fraction
         self.dtype = dtype
+        self.reference = reference
 
     def _estimate(self, image):
         mean, std = lab_statistics(image)
@@ -589,6 +601,8 @@ class MacenkoNormalizer(_StainMatrixNormalizer):
     min_stain_fraction : float, default=0.05
         Images with a smaller stained fraction are passed through unchanged.
     dtype : {"uint8", "float"}, default="uint8"
+    reference : array-like, optional
+        Fixed reference image(s); see :class:`ReinhardNormalizer`.
 
     Attributes
     ----------
@@ -608,11 +622,12 @@ class MacenkoNormalizer(_StainMatrixNormalizer):
     ((2, 3), dtype('uint8'))
     """
 
-    def __init__(self, beta=0.15, alpha=1.0, min_stain_fraction=0.05, dtype="uint8"):
+    def __init__(self, beta=0.15, alpha=1.0, min_stain_fraction=0.05, dtype="uint8", reference=None):
         self.beta = beta
         self.alpha = alpha
         self.min_stain_fraction = min_stain_fraction
         self.dtype = dtype
+        self.reference = reference
 
     def _stain_matrix(self, image):
         return macenko_stain_matrix(image, beta=self._beta, alpha=self.alpha, min_stain_fraction=self._min_fraction)
@@ -634,6 +649,8 @@ class VahadaneNormalizer(_StainMatrixNormalizer):
     dtype : {"uint8", "float"}, default="uint8"
     random_state : int, default=0
         Seed of the pixel sample (the same for every image, so results do not depend on batch order).
+    reference : array-like, optional
+        Fixed reference image(s); see :class:`ReinhardNormalizer`.
 
     Attributes
     ----------
@@ -649,13 +666,15 @@ class VahadaneNormalizer(_StainMatrixNormalizer):
     (1, 64, 64, 3)
     """
 
-    def __init__(self, beta=0.15, lam=0.1, n_pixels=4000, min_stain_fraction=0.05, dtype="uint8", random_state=0):
+    def __init__(self, beta=0.15, lam=0.1, n_pixels=4000, min_stain_fraction=0.05, dtype="uint8", random_state=0,
+                 reference=None):
         self.beta = beta
         self.lam = lam
         self.n_pixels = n_pixels
         self.min_stain_fraction = min_stain_fraction
         self.dtype = dtype
         self.random_state = random_state
+        self.reference = reference
 
     def _stain_matrix(self, image):
         return vahadane_stain_matrix(
@@ -937,6 +956,27 @@ def _wrapped_has(method):
     return check
 
 
+_ROUTED_METHODS = ("fit", "predict", "predict_proba", "decision_function")
+
+
+def _router(meta):
+    from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
+
+    mapping = MethodMapping()
+    for m in _ROUTED_METHODS:
+        mapping.add(caller=m, callee=m)
+    return MetadataRouter(owner=meta).add(estimator=meta.estimator, method_mapping=mapping)
+
+
+def _routed(meta, method, params):
+    """Parameters for ``meta.estimator.<method>``: routed when metadata routing is on, else passed as given."""
+    from sklearn.utils.metadata_routing import _routing_enabled, process_routing
+
+    if not _routing_enabled():
+        return params
+    return dict(process_routing(meta, method, **params).estimator[method])
+
+
 def _concat(parts):
     if all(isinstance(p, np.ndarray) for p in parts) and len({p.shape[1:] for p in parts}) == 1:
         return np.concatenate(parts)
@@ -1020,6 +1060,9 @@ class AugmentedTraining(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         if len(y) != len(X):
             raise ValueError(f"y has {len(y)} labels for {len(X)} images.")
+        if sample_weight is not None:
+            fit_params = dict(fit_params, sample_weight=sample_weight)
+        fit_params = _routed(self, "fit", fit_params)
         aug = HEDJitter() if self.augmenter is None else self.augmenter
         if "random_state" not in aug.get_params(deep=False):
             raise ValueError(f"augmenter must have a random_state parameter, got {type(aug).__name__}.")
@@ -1028,11 +1071,11 @@ class AugmentedTraining(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             parts.append(clone(aug).set_params(random_state=int(self.random_state) + k).fit(X).transform(X))
         reps = len(parts)
         Xa = _concat(parts)
-        params = {}
-        if sample_weight is not None:
-            params["sample_weight"] = np.tile(np.asarray(sample_weight), reps)
-        for key, val in fit_params.items():
-            params[key] = np.tile(np.asarray(val), reps) if np.ndim(val) >= 1 and len(val) == len(X) else val
+        # per-image metadata (sample_weight, groups, ...) follows its image into every copy
+        params = {
+            key: np.tile(np.asarray(val), reps) if np.ndim(val) >= 1 and len(val) == len(X) else val
+            for key, val in fit_params.items()
+        }
         self.estimator_ = clone(self.estimator).fit(Xa, np.tile(y, reps), **params)
         self.classes_ = getattr(self.estimator_, "classes_", np.unique(y))
         self.n_train_samples_ = len(Xa)
@@ -1041,19 +1084,23 @@ class AugmentedTraining(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     def predict(self, X, **params):
         """Predictions of the fitted estimator on the images as given."""
         check_is_fitted(self, "estimator_")
-        return self.estimator_.predict(X, **params)
+        return self.estimator_.predict(X, **_routed(self, "predict", params))
 
     @available_if(_wrapped_has("predict_proba"))
     def predict_proba(self, X, **params):
         """Class probabilities of the fitted estimator on the images as given."""
         check_is_fitted(self, "estimator_")
-        return self.estimator_.predict_proba(X, **params)
+        return self.estimator_.predict_proba(X, **_routed(self, "predict_proba", params))
 
     @available_if(_wrapped_has("decision_function"))
     def decision_function(self, X, **params):
         """Decision values of the fitted estimator on the images as given."""
         check_is_fitted(self, "estimator_")
-        return self.estimator_.decision_function(X, **params)
+        return self.estimator_.decision_function(X, **_routed(self, "decision_function", params))
+
+    def get_metadata_routing(self):
+        """Metadata (e.g. ``groups`` for a :class:`~medfeat.features.SlideStandardizer` inside) goes to ``estimator``."""
+        return _router(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1220,13 +1267,18 @@ class DihedralTTA(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
+        self.estimator_ = clone(self.estimator).fit(X, y, **_routed(self, "fit", fit_params))
         self.classes_ = getattr(self.estimator_, "classes_", np.unique(y))
         return self
+
+    def get_metadata_routing(self):
+        """Metadata (e.g. ``groups``) goes to ``estimator``; the 8 views keep each image's row, so it applies to each."""
+        return _router(self)
 
     def _average(self, method, X, params):
         check_is_fitted(self, "estimator_")
         X = _image_batch(X)
+        params = _routed(self, method, params)
         fn = getattr(self.estimator_, method)
         total = None
         for k, f in _DIHEDRAL:

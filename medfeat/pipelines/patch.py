@@ -20,7 +20,9 @@ from .._checks import ResultDisplay
 from ..classifiers import decision_scores, make_classifier
 
 __all__ = [
+    "AUGMENTERS",
     "FEATURE_PRESETS",
+    "STAIN_METHODS",
     "CVResult",
     "cross_validate_groups",
     "macro_ovr_auc",
@@ -88,10 +90,25 @@ def make_feature_transformer(features="handcrafted", **params):
         raise ValueError(f"invalid parameter for {features!r} features ({cls.__name__}): {exc}") from exc
 
 
+STAIN_METHODS = ("macenko", "reinhard", "vahadane")
+AUGMENTERS = ("color", "hed")
+
+
 def make_patch_pipeline(
-    features="handcrafted", classifier="logreg", *, feature_params=None, classifier_params=None
+    features="handcrafted",
+    classifier="logreg",
+    *,
+    feature_params=None,
+    classifier_params=None,
+    stain=None,
+    stain_reference=None,
+    augment=None,
+    n_copies=4,
+    tta=None,
+    slide_standardize=False,
+    random_state=0,
 ):
-    """A scikit-learn pipeline from images to class scores.
+    """A scikit-learn pipeline from images to class scores, with optional domain-shift levers.
 
     Parameters
     ----------
@@ -103,12 +120,37 @@ def make_patch_pipeline(
         A :func:`medfeat.classifiers.make_classifier` name or any classifier (used as given).
     feature_params, classifier_params : dict, optional
         Parameters of the preset feature transformer / classifier.
+    stain : {"reinhard", "macenko", "vahadane"} or transformer, optional
+        Stain normalisation of the images first (:mod:`medfeat.features.stain`), as a step ``("stain", ...)``.
+    stain_reference : array-like, optional
+        Reference image(s) of the normaliser (a fixed template). None: it is fitted on the training images
+        (their median statistics).
+    augment : {"hed", "color"} or transformer, optional
+        Train on the images plus ``n_copies`` augmented copies of each (HED jitter or brightness/contrast/
+        saturation/hue jitter), after the stain step: the rest of the pipeline is wrapped in
+        :class:`~medfeat.features.AugmentedTraining` (step ``("augmented", ...)``), which augments in ``fit``
+        only.
+    n_copies : int, default=4
+    tta : {"feature", "score"}, optional
+        Dihedral test-time augmentation: ``"feature"`` averages the features over the 8 views
+        (:class:`~medfeat.features.DihedralMean` as the feature step, also in training); ``"score"`` wraps the
+        whole pipeline in :class:`~medfeat.features.DihedralTTA` (scores averaged at prediction only).
+    slide_standardize : bool, default=False
+        A :class:`~medfeat.features.SlideStandardizer` step after the features: each slide's features are
+        standardised with that slide's own mean/std. Needs the slide of every image in ``fit`` and at
+        prediction: turn on ``sklearn.set_config(enable_metadata_routing=True)`` and pass ``groups=``
+        (without ``groups`` a batch counts as one slide).
+    random_state : int, default=0
+        Seed of the augmentation (copy k uses ``random_state + k``).
 
     Returns
     -------
-    sklearn.pipeline.Pipeline
-        Steps ``("features", ...)`` then the classifier's steps (``("scaler", ...)``, ``("classifier", ...)``
-        for scale-sensitive presets), so ``pipeline.named_steps["features"]`` is the extractor.
+    sklearn.pipeline.Pipeline or DihedralTTA
+        Without levers: steps ``("features", ...)`` then the classifier's steps (``("scaler", ...)``,
+        ``("classifier", ...)`` for scale-sensitive presets), so ``pipeline.named_steps["features"]`` is the
+        extractor. With levers: ``[("stain", ...)]`` + ``("features", ...)`` [+ ``("slide_standardize", ...)``]
+        + classifier steps, where everything after the stain step sits inside ``("augmented",
+        AugmentedTraining(...))`` when ``augment`` is set; ``tta="score"`` wraps the result in ``DihedralTTA``.
 
     Examples
     --------
@@ -120,7 +162,11 @@ def make_patch_pipeline(
     >>> pipe = make_patch_pipeline("color", "logreg").fit(X, y)
     >>> [name for name, _ in pipe.steps], pipe.predict(X[[0, -1]]).tolist()
     (['features', 'scaler', 'classifier'], [0, 1])
+    >>> levers = make_patch_pipeline("color", stain="reinhard", augment="hed", n_copies=2, tta="score")
+    >>> type(levers).__name__, [name for name, _ in levers.estimator.steps]
+    ('DihedralTTA', ['stain', 'augmented'])
     """
+    from .. import features as F
     if isinstance(features, str):
         transformer = make_feature_transformer(features, **(feature_params or {}))
     elif hasattr(features, "fit") and hasattr(features, "transform"):
@@ -144,7 +190,35 @@ def make_patch_pipeline(
     else:
         raise ValueError(f"classifier must be a make_classifier name or an estimator, got {classifier!r}.")
     steps = list(clf.steps) if isinstance(clf, Pipeline) else [("classifier", clf)]
-    return Pipeline([("features", transformer)] + steps)
+    if tta not in (None, "feature", "score"):
+        raise ValueError(f"tta must be None, 'feature' or 'score', got {tta!r}.")
+    if tta == "feature":
+        transformer = F.DihedralMean(transformer)
+    head = [("features", transformer)]
+    if slide_standardize:
+        head.append(("slide_standardize", F.SlideStandardizer()))
+    model = Pipeline(head + steps)
+    if augment is not None:
+        if isinstance(augment, str):
+            if augment not in AUGMENTERS:
+                raise ValueError(f"augment must be one of {list(AUGMENTERS)} or a transformer, got {augment!r}.")
+            augment = {"hed": F.HEDJitter, "color": F.ColorJitter}[augment]()
+        model = F.AugmentedTraining(model, augment, n_copies=n_copies, random_state=random_state)
+    if stain is not None:
+        if isinstance(stain, str):
+            if stain not in STAIN_METHODS:
+                raise ValueError(f"stain must be one of {list(STAIN_METHODS)} or a transformer, got {stain!r}.")
+            stain = {"reinhard": F.ReinhardNormalizer, "macenko": F.MacenkoNormalizer,
+                     "vahadane": F.VahadaneNormalizer}[stain](reference=stain_reference)
+        elif stain_reference is not None:
+            raise ValueError("stain_reference is only for stain method names; configure the normaliser you pass.")
+        if isinstance(model, Pipeline):
+            model = Pipeline([("stain", stain)] + model.steps)
+        else:
+            model = Pipeline([("stain", stain), ("augmented", model)])
+    elif stain_reference is not None:
+        raise ValueError("stain_reference needs stain=...")
+    return F.DihedralTTA(model) if tta == "score" else model
 
 
 def macro_ovr_auc(y_true, scores, classes):
