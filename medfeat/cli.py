@@ -261,6 +261,9 @@ def _cmd_compare(args):
         kwargs["deep_backbone"] = args.backbone
     if args.layers:
         kwargs["deep_layers"] = args.layers
+    kwargs["window"] = None if args.window == "none" else args.window
+    if args.bit_depth is not None:
+        kwargs["bit_depth"] = args.bit_depth
     result = compare_image_folder(args.image_dir, args.out, **kwargs)
     _say(args, result.to_markdown())
     for note in getattr(result, "notes", []) or []:
@@ -400,6 +403,13 @@ def build_parser():
     p.add_argument("--cv", type=int, default=5, help="StratifiedGroupKFold folds (default 5)")
     p.add_argument("--n-bootstrap", type=int, default=1000, help="group-bootstrap resamples for the CIs")
     p.add_argument("--quick", action="store_true", help="one classifier, last deep layer, fewer resamples")
+    p.add_argument("--window", default="auto",
+                   help="intensity window of DICOM and 16-bit images: auto (the DICOM file's own VOI/window, "
+                        "MONOCHROME1 inverted; 16-bit files over --bit-depth bits), a CT preset (lung, mediastinum, "
+                        "soft_tissue, bone, brain, liver), CENTER,WIDTH, percentile or percentile:LO:HI, or none "
+                        "(keep 16-bit integers)")
+    p.add_argument("--bit-depth", type=int, default=None,
+                   help="bits used by 16-bit PNG/TIFF values, e.g. 12 (default 16)")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("demo", parents=[common], help="run the whole pipeline offline on bundled data",

@@ -6,6 +6,11 @@ a backbone from :mod:`medfeat.features.backbones`. The network is built in ``fit
 
 How a batch is processed (all tensor operations on the whole batch, no per-image PIL work):
 
+0. float images in [0, 1] (e.g. radiographs windowed by :func:`medfeat.features.window_image` or
+   read from DICOM by :func:`medfeat.datasets.load_image_folder`) are converted to ``uint8`` with
+   ``round(x * 255)``, the 8-bit values an ImageNet network was trained on; 16-bit images are refused
+   (window them first). So a radiograph goes: window -> [0, 1] -> 8 bits -> ``/ 255`` -> ImageNet
+   mean/std normalisation;
 1. the ``uint8`` NHWC slice is wrapped without a copy (``torch.from_numpy``; on CUDA it goes
    through a pinned buffer and a non-blocking copy);
 2. it is viewed as NCHW, which is already channels-last in memory, and resized as ``uint8`` with

@@ -98,7 +98,7 @@ class CompareResult(ResultDisplay):
 # -- features ---------------------------------------------------------------------------------------
 
 
-def _transformer(name, deep_backbone, deep_layers, n_jobs):
+def _transformer(name, deep_backbone, deep_layers, n_jobs, bit_depth=None):
     from .. import features as F
 
     if name == "lbp":
@@ -106,9 +106,9 @@ def _transformer(name, deep_backbone, deep_layers, n_jobs):
     if name == "gist":
         return F.GIST(n_jobs=n_jobs)
     if name == "color":
-        return F.ColorFeatures(n_jobs=n_jobs)
+        return F.ColorFeatures(bit_depth=bit_depth, n_jobs=n_jobs)
     if name == "glcm":
-        return F.GLCMFeatures(n_jobs=n_jobs)
+        return F.GLCMFeatures(bit_depth=bit_depth, n_jobs=n_jobs)
     if name == "deep":
         return F.DeepFeatures(backbone=deep_backbone, layers=list(deep_layers), progress=False)
     raise AssertionError(name)
@@ -118,10 +118,12 @@ def _transformer(name, deep_backbone, deep_layers, n_jobs):
 _NOT_FINGERPRINTED = ("batch_size", "n_jobs", "progress")
 
 
-def _fingerprint(name, transformer, paths):
-    """Hash of the feature set, its parameters and the images (path, size, mtime) behind a cache file."""
+def _fingerprint(name, transformer, paths, inputs=None):
+    """Hash of the feature set, its parameters, how the images were read (window, bit depth) and the
+    images (path, size, mtime) behind a cache file."""
     h = hashlib.sha256()
     h.update(name.encode())
+    h.update(repr(inputs).encode())
     params = transformer.get_params(deep=False)
     h.update(repr(sorted((k, repr(v)) for k, v in params.items() if k not in _NOT_FINGERPRINTED)).encode())
     for p in paths:
@@ -131,10 +133,10 @@ def _fingerprint(name, transformer, paths):
     return h.hexdigest()
 
 
-def _cached_features(name, transformer, images, paths, out, progress):
+def _cached_features(name, transformer, images, paths, out, progress, inputs=None):
     """Features of one set, from ``out/features_<name>.npz`` when its fingerprint matches."""
     cache = out / f"features_{name}.npz"
-    fp = _fingerprint(name, transformer, paths)
+    fp = _fingerprint(name, transformer, paths, inputs)
     if cache.is_file():
         try:
             with np.load(cache, allow_pickle=False) as z:
@@ -367,8 +369,14 @@ def compare_image_folder(
     n_bootstrap=1000,
     confidence=0.95,
     n_jobs=None,
+    window="auto",
+    bit_depth=None,
 ):
     """Compare feature sets x classifiers with group-aware CV on a folder of class sub-folders.
+
+    The folder may hold 8-bit images, DICOM files and 16-bit PNG/TIFF files: see ``window``. A folder
+    of DICOM files without a manifest is grouped by PatientID. No pixel data and no DICOM identifier
+    (patient ID, UIDs) is written into the outputs: groups appear only as counts.
 
     Parameters
     ----------
@@ -406,6 +414,17 @@ def compare_image_folder(
     confidence : float, default=0.95
     n_jobs : int, optional
         Threads of the handcrafted extractors.
+    window : "auto", None, str or tuple, default="auto"
+        Intensity window of DICOM and 16-bit files, passed to
+        :func:`~medfeat.datasets.load_image_folder` (``"auto"``: a DICOM file's own VOI/window with
+        MONOCHROME1 inverted, 16-bit files over ``bit_depth`` bits; or ``"lung"`` and the other CT
+        presets, ``(center, width)``, ``"percentile"``). Windowed images are float in [0, 1]: the
+        handcrafted features use those values unrounded; the CNN gets ``round(x * 255) / 255`` (8-bit,
+        like its ImageNet training images) and then its mean/std normalisation. The policy and the
+        windows applied are recorded in ``results.json`` (``image_input``) and the notes.
+    bit_depth : int, optional
+        Bits of 16-bit PNG/TIFF values (e.g. 12); with ``window=None`` (uint16 kept) it is also the
+        ``bit_depth`` of the colour and GLCM features.
 
     Returns
     -------
@@ -447,7 +466,8 @@ def compare_image_folder(
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
 
-    ds = load_image_folder(path, group_column=group_column, progress=progress)
+    ds = load_image_folder(path, group_column=group_column, progress=progress, window=window, bit_depth=bit_depth)
+    policy = ds.input_policy
     y, groups, classes = ds.labels, ds.groups, list(ds.classes)
     if len(classes) < 2:
         raise ValueError(f"{path}: a comparison needs at least 2 classes (sub-folders), found {classes}.")
@@ -462,9 +482,9 @@ def compare_image_folder(
     if eval_groups is not None and not n_bootstrap:
         raise ValueError("n_bootstrap must be > 0 when images are grouped (CIs resample whole groups).")
     if n_groups < 2:
-        raise ValueError(
-            f"{path}: all images are in one group ({groups[0]!r}); group-aware CV needs at least 2 groups."
-        )
+        # a DICOM group is a patient ID or UID: not echoed
+        which = f" ({groups[0]!r})" if ds.group_column not in ("PatientID", "StudyInstanceUID") else ""
+        raise ValueError(f"{path}: all images are in one group{which}; group-aware CV needs at least 2 groups.")
     if n_groups < n_splits:
         warnings.warn(
             f"{path}: only {n_groups} groups; using n_splits={n_groups} instead of {n_splits}.",
@@ -486,8 +506,9 @@ def compare_image_folder(
     for name in feature_iter:
         if progress:
             feature_iter.set_postfix_str(name)
-        transformer = _transformer(name, deep_backbone, deep_layers, n_jobs)
-        X, names, seconds, cached = _cached_features(name, transformer, ds.images, ds.paths, out, progress)
+        transformer = _transformer(name, deep_backbone, deep_layers, n_jobs, bit_depth if window is None else None)
+        inputs = (policy["window"], policy["bit_depth"])
+        X, names, seconds, cached = _cached_features(name, transformer, ds.images, ds.paths, out, progress, inputs)
         timings["features_seconds"][name] = round(seconds, 2)
         timings["cached"][name] = cached
         if name == "deep":
@@ -534,6 +555,19 @@ def compare_image_folder(
         "Scores are out-of-fold and pooled over folds; features are frozen/unsupervised and computed once, "
         "scaling and classifiers are fitted inside each training fold.",
     ]
+    if set(policy["formats"]) - {"8-bit"}:
+        kinds = ", ".join(f"{n} {k}" for k, n in policy["formats"].items())
+        windows = "; ".join(f"{n} x {w}" for w, n in policy["windows"].items())
+        depth = f", bit_depth={policy['bit_depth']}" if policy["bit_depth"] else ""
+        inverted = policy["inverted_monochrome1"]
+        flipped = f"; {inverted} MONOCHROME1 image(s) inverted" if inverted else ""
+        use = (
+            "Handcrafted features use the windowed values in [0, 1] unrounded; the CNN gets them rounded to 8 bits "
+            "(round(x * 255) / 255), then ImageNet mean/std normalisation."
+            if policy["window"] is not None
+            else "Handcrafted features use the 16-bit integers (colour and GLCM with this bit_depth)."
+        )
+        notes.append(f"Image input: {kinds} file(s); window={policy['window']!r}{depth}: {windows}{flipped}. {use}")
     single_group = [c for c in classes if len(np.unique(groups[y == c])) == 1]
     bar, extra, per_class = None, {}, None
     if task == "binary":
@@ -612,6 +646,7 @@ def compare_image_folder(
         n_images=int(len(y)),
         n_groups=int(n_groups),
         group_column=ds.group_column,
+        image_input=policy,
         n_splits=n_splits,
         random_state=random_state,
         feature_sets=list(sets),
