@@ -144,7 +144,9 @@ def _window_grey(values, ds, spec):
             bits = int(item.LUTDescriptor[2])
             from pydicom.pixels import apply_voi
 
-            out = apply_voi(values, ds, index=0)
+            # the LUT is indexed by integer values; modality values are integral unless a fractional rescale
+            integral = np.array_equal(values, np.round(values))
+            out = apply_voi(values.astype(np.int64) if integral else values, ds, index=0)
             out = np.clip(np.asarray(out, dtype=np.float64) / float(2**bits - 1), 0, 1).astype(np.float32)
             label = str(item.get("LUTExplanation", "") or "VOI LUT")
             return out, dict(source="file VOI LUT", label=f"file VOI LUT ({label})", center=None, width=None,

@@ -214,3 +214,23 @@ def test_multi_frame_dicom_in_a_folder_is_refused(tmp_path):
     shutil.copy(_bundled("rtdose.dcm"), tmp_path / "a" / "dose.dcm")
     with pytest.raises(ValueError, match="dose.dcm: multi-frame"):
         load_image_folder(tmp_path, group_column=None)
+
+
+def test_voi_lut_sequence_by_hand(tmp_path):
+    # a VOI LUT of 4 entries starting at stored value 10, 8-bit output: 10 -> 0, 11 -> 60, 12 -> 120, 13 -> 255;
+    # values below the first entry take the first, above the last take the last (PS3.3 C.11.2.1.1)
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    path = write_dicom(tmp_path / "lut.dcm", np.array([[5, 10, 11], [12, 13, 40]], np.uint16), bits_stored=12,
+                       window=(2000, 100))  # the LUT takes precedence over the window
+    ds = pydicom.dcmread(path)
+    item = Dataset()
+    item.LUTDescriptor = [4, 10, 8]
+    item.add_new(0x00283006, "US", [0, 60, 120, 255])  # LUTData, as US (its VR is US or OW)
+    item.LUTExplanation = "test LUT"
+    ds.VOILUTSequence = Sequence([item])
+    ds.save_as(path)
+    im = read_dicom(path)
+    np.testing.assert_allclose(im.pixels, [[0, 0, 60 / 255], [120 / 255, 1, 1]], atol=1e-6)
+    assert im.window["source"] == "file VOI LUT" and "test LUT" in im.window["label"]
