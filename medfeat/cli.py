@@ -146,7 +146,8 @@ def _cmd_train(args):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         result = train_from_feature_stores(args.features_dir, annotations=args.annotations, labels=args.labels,
-                                           classifier=args.classifier, cv=args.cv, random_state=args.seed)
+                                           classifier=args.classifier, cv=args.cv, random_state=args.seed,
+                                           positive_label=args.positive_label)
     for w in caught:
         if issubclass(w.category, RuntimeWarning) and w.filename.endswith(("slide_train.py", "extraction.py", "labels.py", "store.py")):
             print(f"{PROG}: warning: {w.message}", file=sys.stderr)
@@ -156,11 +157,12 @@ def _cmd_train(args):
     meta = {"mpp": model.mpp, "size": model.size, "stride": model.stride, "scales": list(model.scales),
             "classifier": args.classifier, "n_patches": int(len(result.y)),
             "slides": [p.name for p in result.stores],
-            "cv_auc": None if result.report is None else float(result.report.auc)}
+            "cv_auc": None if result.report is None else float(result.report.auc),
+            "positive_label": model.positive_label_}
     path = save_model(model, out, metadata=meta)
-    n_pos = int((result.y == result.model.classes_[-1]).sum())
-    _say(args, f"trained {args.classifier} on {len(result.y)} patches ({n_pos} positive) from "
-               f"{len(result.stores)} slides")
+    n_pos = int((result.y == model.positive_label_).sum())
+    _say(args, f"trained {args.classifier} on {len(result.y)} patches ({n_pos} of the positive class "
+               f"{model.positive_label_!r}) from {len(result.stores)} slides")
     if result.report is not None:
         rep = result.report
         _say(args, f"group-aware CV (by slide) patch AUC = {rep.auc:.3f} "
@@ -198,7 +200,8 @@ def _cmd_heatmap(args):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     maker = SlideHeatmap(model, tta=args.tta, batch_size=args.batch_size, num_workers=args.workers,
-                         progress=not args.quiet, slide_mpp=args.slide_mpp, **settings)
+                         progress=not args.quiet, slide_mpp=args.slide_mpp, positive_label=args.positive_label,
+                         **settings)
     failed = 0
     for slide in args.slides:
         try:
@@ -358,6 +361,8 @@ def build_parser():
     p.add_argument("--cv", type=int, default=5, help="group-aware CV folds (default 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="model file to write")
+    p.add_argument("--positive-label", default=None,
+                   help="the positive class (required unless the labels are 0/1; recorded in the model)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("heatmap", parents=[common], help="draw slide heatmaps with a trained model",
@@ -370,6 +375,8 @@ def build_parser():
     p.add_argument("--mpp", type=float, default=None, help="override the model's mpp")
     p.add_argument("--size", type=int, default=None, help="override the model's patch size")
     p.add_argument("--tta", action="store_true", help="8-fold rotation/flip averaging (Liu et al.)")
+    p.add_argument("--positive-label", default=None,
+                   help="class whose score is drawn, for models that do not record one (must agree if they do)")
     p.add_argument("--threshold", type=_finite_float, default=None,
                    help="GeoJSON region threshold (default: the model's own, else 0.5 for predict_proba scores and "
                         "0 for decision values)")

@@ -10,6 +10,7 @@ Examples
 """
 
 from .aggregate import aggregate_slide_scores
+from .positive import positive_class
 from .presets import XGBoostClassifier, decision_scores, list_classifiers, make_classifier
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "decision_scores",
     "list_classifiers",
     "make_classifier",
+    "positive_class",
 ]

@@ -22,16 +22,20 @@ from .._checks import ResultDisplay, write_atomic
 __all__ = ["Heatmap", "SlideHeatmap", "heatmap_from_features", "is_calibrated", "positive_scores"]
 
 
-def positive_scores(model, X):
+def positive_scores(model, X, positive_label=None):
     """Scores of the positive class: ``predict_proba[:, positive]`` or ``decision_function``.
 
-    The positive class is ``1`` (or ``True``) when it is among ``classes_``, else the last class.
+    The positive class follows :func:`medfeat.classifiers.positive_class`: ``positive_label`` if given,
+    else the one the model recorded (``positive_label_``, set by :class:`SlidePatchClassifier`), else ``1``
+    of 0/1 classes; other classes without a stated positive label are an error, never the last class.
 
     Parameters
     ----------
     model : fitted estimator
     X : array-like
         Input accepted by ``model``.
+    positive_label : object, optional
+        The positive class, for models that do not record one.
 
     Returns
     -------
@@ -47,15 +51,27 @@ def positive_scores(model, X):
     >>> kind, bool(s[1] > s[0])
     ('probability', True)
     """
+    from medfeat.classifiers import positive_class
+
+    if not hasattr(model, "predict_proba") and not hasattr(model, "decision_function"):
+        raise TypeError(f"{type(model).__name__} has neither predict_proba nor decision_function; expected a classifier.")
+    classes = getattr(model, "classes_", None)
+    if classes is None:
+        raise ValueError(f"{type(model).__name__} has no classes_; expected a fitted binary classifier.")
+    recorded = getattr(model, "positive_label_", None)
+    if positive_label is not None and recorded is not None and str(positive_label) != str(recorded):
+        raise ValueError(f"positive_label={positive_label!r} contradicts the model, which was trained with positive "
+                         f"class {recorded!r}.")
+    col = list(classes).index(positive_class(classes, recorded if positive_label is None else positive_label))
     if hasattr(model, "predict_proba"):
         proba = np.asarray(model.predict_proba(X), dtype=np.float64)
-        classes = list(getattr(model, "classes_", range(proba.shape[1])))
-        col = classes.index(1) if 1 in classes else len(classes) - 1
         return proba[:, col], "probability"
     if hasattr(model, "decision_function"):
         dec = np.asarray(model.decision_function(X), dtype=np.float64)
         if dec.ndim == 2:
-            dec = dec[:, -1]
+            dec = dec[:, col]
+        elif col == 0:
+            dec = -dec  # a binary decision value is positive for classes_[1]
         return dec, "decision"
     raise TypeError(f"{type(model).__name__} has neither predict_proba nor decision_function; expected a classifier.")
 
@@ -605,6 +621,8 @@ class SlideHeatmap:
         tqdm bar.
     slide_mpp : float, optional
         The slide's mpp when the file does not record it.
+    positive_label : object, optional
+        The class whose score is drawn, for pipelines that do not record one (see :func:`positive_scores`).
 
     Examples
     --------
@@ -624,8 +642,9 @@ class SlideHeatmap:
     """
 
     def __init__(self, pipeline, mpp=0.5, size=224, stride=None, tissue="otsu", min_tissue=0.5, scales=(1,),
-                 tta=False, batch_size=64, num_workers=2, progress=True, slide_mpp=None):
+                 tta=False, batch_size=64, num_workers=2, progress=True, slide_mpp=None, positive_label=None):
         self.pipeline = pipeline
+        self.positive_label = positive_label
         self.mpp = mpp
         self.size = size
         self.stride = stride
@@ -640,13 +659,13 @@ class SlideHeatmap:
 
     def _score(self, images):
         if not self.tta:
-            return positive_scores(self.pipeline, images)
+            return positive_scores(self.pipeline, images, self.positive_label)
         from medfeat.features.stain import dihedral  # the one definition of the 8 views (also DihedralTTA)
 
         total, kind = None, None
         for k in range(4):
             for flip in (False, True):
-                s, kind = positive_scores(self.pipeline, dihedral(images, k, flip))
+                s, kind = positive_scores(self.pipeline, dihedral(images, k, flip), self.positive_label)
                 total = s if total is None else total + s
         return total / 8.0, kind
 
@@ -699,7 +718,7 @@ class SlideHeatmap:
                 reader.close()
 
 
-def heatmap_from_features(store, classifier):
+def heatmap_from_features(store, classifier, positive_label=None):
     """Heatmap from a feature store and a classifier fitted on those features (no re-extraction).
 
     Parameters
@@ -708,6 +727,8 @@ def heatmap_from_features(store, classifier):
         A feature store written by :func:`medfeat.pipelines.extract_slide_features`.
     classifier : fitted estimator
         Takes the stored feature rows (``predict_proba`` or ``decision_function``).
+    positive_label : object, optional
+        The positive class when the classifier's classes are not 0/1 (see :func:`positive_scores`).
 
     Returns
     -------
@@ -730,7 +751,7 @@ def heatmap_from_features(store, classifier):
     from .store import load_slide_features
 
     grid, X, _, attrs = load_slide_features(store)
-    scores, kind = positive_scores(classifier, X) if len(X) else (np.zeros(0), "probability")
+    scores, kind = positive_scores(classifier, X, positive_label) if len(X) else (np.zeros(0), "probability")
     slide_mpp = attrs.get("slide_mpp")
     meta = {"slide_mpp": float(slide_mpp[0]) if isinstance(slide_mpp, list) else slide_mpp, "store": str(store)}
     return Heatmap(scores, grid, kind=kind, meta=meta, calibrated=is_calibrated(classifier),

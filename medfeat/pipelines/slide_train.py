@@ -46,12 +46,16 @@ class SlidePatchClassifier(ClassifierMixin, BaseEstimator):
         Classifier on the features.
     mpp, size, stride, scales, tissue, min_tissue
         The patch grid the classifier was trained on (used by :meth:`heatmap`).
+    positive_label : object, optional
+        The positive class; required unless the labels are 0/1 (:func:`medfeat.classifiers.positive_class`).
 
     Attributes
     ----------
     features_ : fitted transformer
     classifier_ : fitted classifier
     classes_ : ndarray
+    positive_label_ : object
+        The positive class (an element of ``classes_``); heatmaps and scores use it.
 
     Examples
     --------
@@ -66,8 +70,9 @@ class SlidePatchClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, features=None, classifier=None, mpp=0.5, size=224, stride=None, scales=(1,), tissue="otsu",
-                 min_tissue=0.5):
+                 min_tissue=0.5, positive_label=None):
         self.features = features
+        self.positive_label = positive_label
         self.classifier = classifier
         self.mpp = mpp
         self.size = size
@@ -83,8 +88,14 @@ class SlidePatchClassifier(ClassifierMixin, BaseEstimator):
         self.features_ = clone(self.features).fit(X)
         F = self.features_.transform(X)
         self.classifier_ = clone(self.classifier).fit(F, y)
-        self.classes_ = self.classifier_.classes_
+        self._set_classes()
         return self
+
+    def _set_classes(self):
+        from medfeat.classifiers import positive_class
+
+        self.classes_ = self.classifier_.classes_
+        self.positive_label_ = positive_class(self.classes_, self.positive_label)
 
     def fit_features(self, F, y, *, fitted_features=None):
         """Fit only the classifier, on precomputed feature rows ``F`` (e.g. from feature stores).
@@ -107,7 +118,7 @@ class SlidePatchClassifier(ClassifierMixin, BaseEstimator):
             fitted_features = clone(self.features).fit(blank)
         self.features_ = fitted_features
         self.classifier_ = clone(self.classifier).fit(F, y)
-        self.classes_ = self.classifier_.classes_
+        self._set_classes()
         return self
 
     def transform_features(self, X):
@@ -264,7 +275,7 @@ def load_training_set(features_dir, *, annotations=None, labels=None):
 
 
 def train_from_feature_stores(features_dir, *, annotations=None, labels=None, classifier="xgboost", cv=5,
-                              random_state=0, classifier_params=None):
+                              random_state=0, classifier_params=None, positive_label=None):
     """Train a patch classifier on feature stores with group-aware (by slide) cross-validation.
 
     Parameters
@@ -284,6 +295,9 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
         Seed of the fold shuffling.
     classifier_params : dict, optional
         Extra parameters for ``make_classifier``.
+    positive_label : object, optional
+        The positive class; required unless the labels are 0/1 (``Tumor``/``normal`` or ``1``/``2`` are not
+        guessed). Recorded in the model as ``positive_label_``; heatmaps draw its score.
 
     Returns
     -------
@@ -306,7 +320,7 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
     """
     from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 
-    from medfeat.classifiers import make_classifier
+    from medfeat.classifiers import make_classifier, positive_class
 
     X, y, groups, stores, attrs = load_training_set(features_dir, annotations=annotations, labels=labels)
     classes = np.unique(y)
@@ -315,6 +329,8 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
                          "classes (check the annotations/labels and that lesions fall on tissue patches).")
     if len(classes) > 2:
         raise ValueError(f"slide training supports binary labels; got classes {classes.tolist()}.")
+    positive = positive_class(classes, positive_label)
+    pos_col = int(np.flatnonzero(classes == positive)[0])
     clf = make_classifier(classifier, **(classifier_params or {})) if isinstance(classifier, str) else clone(classifier)
 
     oof, report = None, None
@@ -326,8 +342,9 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
         method = "predict_proba" if hasattr(clf, "predict_proba") else "decision_function"
         pred = cross_val_predict(clf, X, y, groups=groups, cv=splitter, method=method)
         pred = np.asarray(pred, dtype=np.float64)
-        oof = pred[:, -1] if pred.ndim == 2 else pred
-        y01 = (y == classes[-1]).astype(int)
+        # columns follow the sorted classes; a binary decision value is positive for classes[1]
+        oof = pred[:, pos_col] if pred.ndim == 2 else (pred if pos_col == 1 else -pred)
+        y01 = (y == positive).astype(int)
         if len(np.unique(y01)) == 2:
             from medfeat.evaluation import roc_report
 
@@ -342,6 +359,7 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
         stride=int(attrs["stride"]), scales=tuple(float(s) for s in attrs.get("scales", [1.0])),
         tissue=attrs.get("tissue", "otsu") if attrs.get("tissue") in ("otsu", "gray") else "otsu",
         min_tissue=float(attrs.get("min_tissue", 0.5)),
+        positive_label=positive.item() if hasattr(positive, "item") else positive,
     )
     model.fit_features(X, y)
     return SlideTrainingResult(model, X, y, groups, oof, report, stores)
