@@ -7,6 +7,7 @@ from medfeat._checks import optional_import
 __all__ = ["embed_2d"]
 
 _METHODS = ("pca", "tsne", "umap")
+_TSNE_EXACT_MAX = 300
 
 
 def embed_2d(X, method="pca", *, standardize=True, random_state=0, perplexity=30.0, n_pca=50):
@@ -19,8 +20,8 @@ def embed_2d(X, method="pca", *, standardize=True, random_state=0, perplexity=30
     method : {"pca", "tsne", "umap"}, default "pca"
         ``"pca"``: the first two principal components (scikit-learn ``PCA``), a linear view whose
         distances mean what they say. ``"tsne"``: scikit-learn ``TSNE`` on the first ``n_pca``
-        principal components (the usual de-noising step); keeps neighbourhoods, not distances or
-        cluster sizes. ``"umap"``: ``umap.UMAP`` from the optional package ``umap-learn``
+        principal components (the usual de-noising step), exact gradients up to 300 samples and
+        Barnes-Hut above; keeps neighbourhoods, not distances or cluster sizes. ``"umap"``: ``umap.UMAP`` from the optional package ``umap-learn``
         (``pip install umap-learn``).
     standardize : bool, default True
         Scale every feature to zero mean and unit variance first, so no feature dominates by its units.
@@ -65,4 +66,7 @@ def embed_2d(X, method="pca", *, standardize=True, random_state=0, perplexity=30
     if k < X.shape[1]:
         X = PCA(n_components=k, random_state=random_state).fit_transform(X)
     perp = float(min(perplexity, (X.shape[0] - 1) / 3.0))
-    return TSNE(n_components=2, perplexity=perp, init="pca", random_state=random_state).fit_transform(X)
+    # Exact gradients below a few hundred samples: there they are both exact and several times faster than
+    # Barnes-Hut (measured: 137 samples, 3.6 s vs 30 s on a loaded 2-core machine).
+    how = "exact" if X.shape[0] <= _TSNE_EXACT_MAX else "barnes_hut"
+    return TSNE(n_components=2, perplexity=perp, init="pca", method=how, random_state=random_state).fit_transform(X)
