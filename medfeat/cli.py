@@ -267,6 +267,8 @@ def _cmd_compare(args):
     kwargs["window"] = None if args.window == "none" else args.window
     if args.bit_depth is not None:
         kwargs["bit_depth"] = args.bit_depth
+    kwargs.update(stain=args.stain, augment=args.augment, n_copies=args.n_copies, tta=args.tta,
+                  slide_standardize=args.slide_standardize)
     result = compare_image_folder(args.image_dir, args.out, **kwargs)
     _say(args, result.to_markdown())
     for note in getattr(result, "notes", []) or []:
@@ -417,6 +419,14 @@ def build_parser():
                         "(keep 16-bit integers)")
     p.add_argument("--bit-depth", type=int, default=None,
                    help="bits used by 16-bit PNG/TIFF values, e.g. 12 (default 16)")
+    p.add_argument("--stain", choices=["reinhard", "macenko", "vahadane"], default=None,
+                   help="stain-normalise the images first (target: median over the folder)")
+    p.add_argument("--augment", choices=["hed", "color"], default=None,
+                   help="add features of augmented copies of the training images (training side only)")
+    p.add_argument("--n-copies", type=int, default=4, help="augmented copies per image with --augment (default 4)")
+    p.add_argument("--tta", action="store_true", help="average features over the 8 rotations/flips of each image")
+    p.add_argument("--slide-standardize", action="store_true",
+                   help="standardise features group by group (each slide/patient with its own mean/std)")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("demo", parents=[common], help="run the whole pipeline offline on bundled data",

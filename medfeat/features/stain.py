@@ -556,7 +556,11 @@ class ReinhardNormalizer(_StainNormalizer):
         mean, std = est
         lab = rgb2lab(image.astype(np.float64) / 255.0)
         lab = (lab - mean) / std * self.target_std_ + self.target_mean_
-        return _to_output(lab2rgb(lab), self.dtype)
+        with warnings.catch_warnings():
+            # out-of-gamut LAB values are clipped into sRGB (documented); skimage warns per image
+            warnings.filterwarnings("ignore", message="Conversion from CIE-LAB", category=UserWarning)
+            rgb = lab2rgb(lab)
+        return _to_output(rgb, self.dtype)
 
 
 class _StainMatrixNormalizer(_StainNormalizer):

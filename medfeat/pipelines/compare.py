@@ -371,6 +371,11 @@ def compare_image_folder(
     n_jobs=None,
     window="auto",
     bit_depth=None,
+    stain=None,
+    augment=None,
+    n_copies=4,
+    tta=False,
+    slide_standardize=False,
 ):
     """Compare feature sets x classifiers with group-aware CV on a folder of class sub-folders.
 
@@ -425,6 +430,21 @@ def compare_image_folder(
     bit_depth : int, optional
         Bits of 16-bit PNG/TIFF values (e.g. 12); with ``window=None`` (uint16 kept) it is also the
         ``bit_depth`` of the colour and GLCM features.
+    stain : {"reinhard", "macenko", "vahadane"}, optional
+        Stain-normalise every image before feature extraction (:mod:`medfeat.features.stain`). The
+        target is the median over all images of the folder: label-free, but it sees the test groups'
+        pixels (transductive); images with too little stain pass through (counted in the notes).
+    augment : {"hed", "color"}, optional
+        Add the features of ``n_copies`` augmented copies of each training image (HED or colour jitter,
+        after the stain step) to the training side of every fold only; test images are scored as given.
+    n_copies : int, default=4
+    tta : bool, default=False
+        Average every feature set over the 8 dihedral views of each image (feature-level test-time
+        augmentation, :class:`~medfeat.features.DihedralMean`; 8x the extraction time).
+    slide_standardize : bool, default=False
+        Standardise every feature set group by group (each group with its own mean/std,
+        :func:`~medfeat.features.standardize_by_group`); it uses no labels and no other group, so it
+        does not leak across folds.
 
     Returns
     -------
@@ -493,11 +513,52 @@ def compare_image_folder(
         )
         n_splits = n_groups
 
+    # 0. domain-shift levers on the images (label-free, once for the whole folder)
+    from .. import features as F
+    from .patch import AUGMENTERS, STAIN_METHODS
+
+    if stain is not None and stain not in STAIN_METHODS:
+        raise ValueError(f"stain must be one of {list(STAIN_METHODS)} or None, got {stain!r}.")
+    if augment is not None and augment not in AUGMENTERS:
+        raise ValueError(f"augment must be one of {list(AUGMENTERS)} or None, got {augment!r}.")
+    if augment is not None and (isinstance(n_copies, bool) or not isinstance(n_copies, (int, np.integer)) or n_copies < 1):
+        raise ValueError(f"n_copies must be an integer >= 1, got {n_copies!r}.")
+    images, lever_tag, lever_notes = ds.images, "", []
+    if stain is not None:
+        norm = {"reinhard": F.ReinhardNormalizer, "macenko": F.MacenkoNormalizer,
+                "vahadane": F.VahadaneNormalizer}[stain]().fit(images)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", F.StainPassThroughWarning)
+            images = norm.transform(images)
+        lever_tag += f"__stain-{stain}"
+        lever_notes.append(
+            f"Stain normalisation: {stain}, target = median over all {norm.n_references_} usable images of the folder "
+            f"(label-free but transductive); {norm.n_passed_through_} image(s) with too little stain passed through."
+        )
+    copies = []
+    if augment is not None:
+        aug_cls = {"hed": F.HEDJitter, "color": F.ColorJitter}[augment]
+        copies = [(f"__aug-{augment}-seed{random_state + k}", aug_cls(random_state=random_state + k).fit().transform(images))
+                  for k in range(int(n_copies))]
+        lever_notes.append(
+            f"Augmentation: features of {n_copies} {augment}-jittered copies of each training image (seeds "
+            f"{random_state}..{random_state + n_copies - 1}) added to the training side of every fold; test images as given."
+        )
+    if tta:
+        lever_tag += "__tta8"
+        lever_notes.append("Test-time augmentation: every feature set averaged over the 8 dihedral views of each image.")
+    if slide_standardize:
+        lever_notes.append(
+            "Slide standardisation: every feature set standardised group by group with that group's own mean/std "
+            "(no labels, no other group: no leak across folds)."
+        )
+
     # 1. features, once per set for the whole folder (frozen extractors: see the module docstring)
     needed = [f for f in _HANDCRAFTED if f in feature_sets or "fusion" in feature_sets]
     if "deep" in feature_sets or "fusion" in feature_sets:
         needed.append("deep")
     blocks, dims, timings = {}, {}, {"features_seconds": {}, "cached": {}}
+    copy_blocks = {}  # feature set -> features of each augmented copy (training side only)
     feature_iter = needed
     if progress:
         from tqdm.auto import tqdm
@@ -507,24 +568,43 @@ def compare_image_folder(
         if progress:
             feature_iter.set_postfix_str(name)
         transformer = _transformer(name, deep_backbone, deep_layers, n_jobs, bit_depth if window is None else None)
+        if tta:
+            transformer = F.DihedralMean(transformer)
         inputs = (policy["window"], policy["bit_depth"])
-        X, names, seconds, cached = _cached_features(name, transformer, ds.images, ds.paths, out, progress, inputs)
+        X, names, seconds, cached = _cached_features(name + lever_tag, transformer, images, ds.paths, out, progress,
+                                                     inputs)
         timings["features_seconds"][name] = round(seconds, 2)
         timings["cached"][name] = cached
+        copy_X = [
+            _cached_features(name + lever_tag + ctag, transformer, cimages, ds.paths, out, progress, inputs)[0]
+            for ctag, cimages in copies
+        ]
+        if slide_standardize:
+            X = F.standardize_by_group(X, groups).astype(np.float32)
+            copy_X = [F.standardize_by_group(c, groups).astype(np.float32) for c in copy_X]
         if name == "deep":
             blocks.update(_split_deep(X, names, deep_layers))
+            for k, c in enumerate(copy_X):
+                for key, v in _split_deep(c, names, deep_layers).items():
+                    copy_blocks.setdefault(key, [None] * len(copy_X))[k] = v
         else:
             blocks[name] = X
-    sets = {}
+            if copy_X:
+                copy_blocks[name] = copy_X
+    sets, set_copies = {}, {}
     for name in feature_sets:
         if name == "deep":
             sets.update({k: v for k, v in blocks.items() if k.startswith("deep:")})
+            set_copies.update({k: v for k, v in copy_blocks.items() if k.startswith("deep:")})
         elif name == "fusion":
-            sets["fusion"] = np.hstack(
-                [blocks[h] for h in _HANDCRAFTED] + [blocks[f"deep:{deep_layers[-1]}"]]
-            )
+            fused = [h for h in _HANDCRAFTED] + [f"deep:{deep_layers[-1]}"]
+            sets["fusion"] = np.hstack([blocks[h] for h in fused])
+            if copy_blocks:
+                set_copies["fusion"] = [np.hstack([copy_blocks[h][k] for h in fused]) for k in range(len(copies))]
         else:
             sets[name] = blocks[name]
+            if name in copy_blocks:
+                set_copies[name] = copy_blocks[name]
     dims = {k: int(v.shape[1]) for k, v in sets.items()}
 
     # 2. group-aware CV of every feature set x classifier on the same folds
@@ -543,7 +623,8 @@ def compare_image_folder(
         warnings.filterwarnings("ignore", category=FutureWarning)
         for key in it:
             cvs[key] = cross_validate_groups(
-                make_classifier(key[1]), sets[key[0]], y, groups, n_splits=n_splits, random_state=random_state
+                make_classifier(key[1]), sets[key[0]], y, groups, n_splits=n_splits, random_state=random_state,
+                train_copies=set_copies.get(key[0]),
             )
     timings["cv_seconds"] = round(time.perf_counter() - t_cv, 2)
 
@@ -568,6 +649,7 @@ def compare_image_folder(
             else "Handcrafted features use the 16-bit integers (colour and GLCM with this bit_depth)."
         )
         notes.append(f"Image input: {kinds} file(s); window={policy['window']!r}{depth}: {windows}{flipped}. {use}")
+    ] + lever_notes
     single_group = [c for c in classes if len(np.unique(groups[y == c])) == 1]
     bar, extra, per_class = None, {}, None
     if task == "binary":

@@ -364,6 +364,7 @@ def cross_validate_groups(
     scoring=_METRICS,
     return_estimators=False,
     progress=False,
+    train_copies=None,
 ):
     """Group-aware stratified K-fold cross-validation with out-of-fold scores.
 
@@ -392,6 +393,10 @@ def cross_validate_groups(
         Keep the fitted pipeline of every fold.
     progress : bool, default=False
         Show a tqdm bar over folds.
+    train_copies : sequence of arrays like X, optional
+        Augmented copies of ``X`` (row i of each is a copy of sample i, e.g. features of stain-jittered
+        images): the copies of the training rows are added to the training side of every fold, with the
+        same labels; test folds are scored on ``X`` only.
 
     Returns
     -------
@@ -433,6 +438,10 @@ def cross_validate_groups(
             f"groups has {n_groups} distinct group(s), fewer than n_splits={n_splits}; lower n_splits or "
             "provide finer groups (every test fold needs at least one whole group)."
         )
+    train_copies = list(train_copies) if train_copies is not None else []
+    for i, c in enumerate(train_copies):
+        if len(c) != n:
+            raise ValueError(f"train_copies[{i}] has {len(c)} rows; every copy needs one row per sample ({n}).")
     scoring = [scoring] if isinstance(scoring, str) else list(scoring)
     unknown = set(scoring) - set(_METRICS)
     if unknown:
@@ -472,7 +481,13 @@ def cross_validate_groups(
             )
         est = clone(pipeline)
         t0 = time.perf_counter()
-        est.fit(_take(X, train), y[train])
+        if train_copies:
+            X_train = [_take(X, train)] + [_take(c, train) for c in train_copies]
+            X_train = (np.concatenate(X_train) if all(isinstance(p, np.ndarray) for p in X_train)
+                       else [row for p in X_train for row in p])
+            est.fit(X_train, np.tile(y[train], 1 + len(train_copies)))
+        else:
+            est.fit(_take(X, train), y[train])
         fit_s = time.perf_counter() - t0
         X_test = _take(X, test)
         s = _aligned_scores(est, X_test, classes)
