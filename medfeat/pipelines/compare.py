@@ -649,7 +649,7 @@ def compare_image_folder(
             else "Handcrafted features use the 16-bit integers (colour and GLCM with this bit_depth)."
         )
         notes.append(f"Image input: {kinds} file(s); window={policy['window']!r}{depth}: {windows}{flipped}. {use}")
-    ] + lever_notes
+    notes += lever_notes
     single_group = [c for c in classes if len(np.unique(groups[y == c])) == 1]
     bar, extra, per_class = None, {}, None
     if task == "binary":
