@@ -167,7 +167,7 @@ def _cmd_extract(args):
             tissue=None if args.tissue == "none" else args.tissue, min_tissue=args.min_tissue,
             scales=tuple(args.scales), batch_size=args.batch_size, num_workers=args.workers,
             overwrite=args.overwrite, progress=not args.quiet, annotations_dir=args.annotations,
-            slide_mpp=args.slide_mpp,
+            slide_mpp=args.slide_mpp, label_rule=_rule_from_args(args),
         )
     failed = [r for r in results if r.status == "failed"]
     for r in results:
@@ -185,13 +185,24 @@ def _cmd_train(args):
     from medfeat.pipelines.persist import save_model
     from medfeat.pipelines.slide_train import train_from_feature_stores
 
-    if (args.annotations is None) == (args.labels is None):
-        raise ValueError("give exactly one of --annotations DIR or --labels CSV.")
+    if args.annotations is None and args.labels is None:
+        raise ValueError("give --annotations DIR and/or --labels CSV.")
+    rule = _rule_from_args(args)
+    if args.annotations is not None:
+        from medfeat.pipelines.labels import annotation_summary
+
+        if not Path(args.annotations).is_dir():
+            raise FileNotFoundError(f"--annotations directory not found: {args.annotations}")
+        stems = sorted(p.name[: -len(".h5")] for p in Path(args.features_dir).glob("*.h5"))
+        table = annotation_summary(stems, args.annotations, rule)
+        _say(args, "annotation classes per slide (role: positive / negative / ignore):")
+        _say(args, table.to_string(index=False))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         result = train_from_feature_stores(args.features_dir, annotations=args.annotations, labels=args.labels,
                                            classifier=args.classifier, cv=args.cv, random_state=args.seed,
-                                           positive_label=args.positive_label)
+                                           positive_label=args.positive_label,
+                                           rule=rule)
     for w in caught:
         if issubclass(w.category, RuntimeWarning) and w.filename.endswith(("slide_train.py", "extraction.py", "labels.py", "store.py")):
             print(f"{PROG}: warning: {w.message}", file=sys.stderr)
@@ -224,7 +235,7 @@ def _load_any_model(path, trust):
 
 
 def _rule_from_args(args):
-    from medfeat.pipelines.workflow import ClassRule
+    from medfeat.pipelines.labels import ClassRule
 
     return ClassRule(positive=args.positive_classes, negative=tuple(args.negative_classes or ()),
                      ignore=tuple(args.ignore_classes) if args.ignore_classes is not None else ClassRule.ignore,
@@ -242,7 +253,8 @@ def _store_for(slide, features_dir):
 def _cmd_heatmap(args):
     from medfeat.pipelines.heatmap import SlideHeatmap, heatmap_from_features
     from medfeat.pipelines.slide_train import SlidePatchClassifier
-    from medfeat.pipelines.workflow import slide_labels, write_heatmap_outputs
+    from medfeat.pipelines.labels import slide_labels
+    from medfeat.pipelines.workflow import write_heatmap_outputs
 
     model, metadata = _load_any_model(args.model, args.trust)
     if args.features_dir is None:
@@ -276,7 +288,7 @@ def _cmd_heatmap(args):
             if args.features_dir is not None:
                 # scores from the stored features: nothing is extracted again
                 store = _store_for(slide, args.features_dir)
-                hm = heatmap_from_features(store, model.classifier_)
+                hm = heatmap_from_features(store, model.classifier_, getattr(model, "positive_label_", None))
                 if float(hm.grid.mpp) != float(model.mpp) or int(hm.grid.size) != int(model.size):
                     raise ValueError(f"store {store} was extracted at {hm.grid.mpp} mpp / {hm.grid.size} px but the "
                                      f"model was trained at {model.mpp} mpp / {model.size} px.")
@@ -391,10 +403,12 @@ def build_parser():
                         help="no progress bars or informational output")
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback on errors")
+    common.add_argument("--allow-upsampling", action="store_true", default=argparse.SUPPRESS,
+                        help="do not warn when a slide is read finer than its best level (interpolated pixels)")
 
     parser = _Parser(prog=PROG, description="Frozen CNN and handcrafted features, slide heatmaps and honest ROC "
                                             "reports. Start with `medfeat demo`.", parents=[common])
-    parser.set_defaults(quiet=False, debug=False)
+    parser.set_defaults(quiet=False, debug=False, allow_upsampling=False)
     from medfeat import __version__
 
     parser.add_argument("--version", action="version", version=f"medfeat {__version__}")
@@ -439,6 +453,7 @@ def build_parser():
     p.add_argument("--workers", type=int, default=2, help="slide reader workers")
     p.add_argument("--slide-mpp", type=float, default=None, help="mpp of slides that do not record it")
     p.add_argument("--overwrite", action="store_true", help="recompute finished stores")
+    _add_class_args(p, unannotated_default="skip")
     p.set_defaults(func=_cmd_extract)
 
     p = sub.add_parser("train", parents=[common], help="train a patch classifier from feature stores",
@@ -457,6 +472,7 @@ def build_parser():
     p.add_argument("--out", required=True, help="model file to write")
     p.add_argument("--positive-label", default=None,
                    help="the positive class (required unless the labels are 0/1; recorded in the model)")
+    _add_class_args(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("heatmap", parents=[common], help="draw slide heatmaps with a trained model",
@@ -581,6 +597,21 @@ def main(argv=None):
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     if args.quiet:
         os.environ.setdefault("TQDM_DISABLE", "1")
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        # one line per warning, like the errors; the source line means nothing to a command-line user
+        print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():  # restores the warning machinery when main() is called in-process
+        warnings.showwarning = show_warning
+        if args.allow_upsampling:
+            from medfeat.slides.reader import UpsamplingWarning
+
+            warnings.simplefilter("ignore", UpsamplingWarning)
+        return _run(args)
+
+
+def _run(args):
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:

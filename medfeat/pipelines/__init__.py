@@ -15,18 +15,16 @@ from .config import make_features
 from .demo import run_demo
 from .extraction import EmptyTissueError, ExtractionResult, extract_features, extract_slide_features
 from .heatmap import Heatmap, SlideHeatmap, heatmap_from_features, is_calibrated, positive_scores
+from .labels import ClassRule, annotation_summary, slide_labels
 from .patch import CVResult, cross_validate_groups, make_feature_transformer, make_patch_pipeline
 from .persist import SavedModel, UntrustedModelError, load_model, save_model
 from .slide_train import SlidePatchClassifier, SlideTrainingResult, load_training_set, train_from_feature_stores
 from .store import load_slide_features
 from .workflow import (
-    ClassRule,
     EvaluationResult,
-    annotation_summary,
     evaluate_predictions,
     froc_from_heatmaps,
     read_thresholds,
-    slide_labels,
     write_heatmap_outputs,
 )
 

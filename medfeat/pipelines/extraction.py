@@ -137,6 +137,7 @@ def extract_slide_features(
     annotations=None,
     slide_mpp=None,
     backend="thread",
+    label_rule=None,
 ):
     """Extract patch features of one slide into an HDF5 feature store.
 
@@ -173,7 +174,11 @@ def extract_slide_features(
     progress : bool
         Show a tqdm progress bar.
     annotations : str, path or list of Annotation, optional
-        Annotation file (ASAP XML / GeoJSON) or polygons; stores 0/1 patch ``labels``.
+        Annotation file (ASAP XML / GeoJSON) or polygons; stores patch ``labels`` (1 lesion, 0 normal,
+        -1 ignored) by the classes of ``label_rule``.
+    label_rule : medfeat.pipelines.ClassRule, optional
+        Positive / negative / ignored annotation classes (default: a single class is positive, several
+        are an error).
     slide_mpp : float, optional
         The slide's mpp when the file does not record it.
     backend : {"thread", "process"}
@@ -211,7 +216,7 @@ def extract_slide_features(
     reader, owns = _open_reader(slide, slide_mpp)
     try:
         grid = _tissue_grid(reader, mpp=mpp, size=size, stride=stride, tissue=tissue, min_tissue=min_tissue)
-        labels = label_patches(grid, annotations)
+        labels = label_patches(grid, annotations, rule=label_rule)
         chunk_rows = max(batch_size, -(-int(chunk_size) // batch_size) * batch_size)
         with FeatureStoreWriter(out, grid, transformer, scales=scales, tissue=tissue, min_tissue=min_tissue,
                                 slide_mpp=reader.mpp, labels=labels, annotations_id=annotations_id(annotations),

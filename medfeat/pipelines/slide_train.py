@@ -206,13 +206,15 @@ def _stores_in(features_dir):
     return stores
 
 
-def load_training_set(features_dir, *, annotations=None, labels=None):
+def load_training_set(features_dir, *, annotations=None, labels=None, rule=None):
     """Features, labels and slide groups from a directory of feature stores.
 
     Labels come from (first that applies): a labels CSV (``slide,label`` for slide-level labels given to
     every patch of the slide, or ``slide,x,y,label`` for patch labels at level-0 top-left coordinates);
-    an annotations directory (``<slide>.xml``/``.geojson`` rasterised to patch labels; a slide without a
-    file is all-negative); or the ``labels`` stored in the feature stores. Stores without labels are
+    an annotations directory (``<slide>.xml``/``.geojson`` rasterised to patch labels by the classes of
+    ``rule``, a :class:`~medfeat.pipelines.ClassRule`; a slide without a file is an error unless the rule
+    says ``unannotated="negative"`` or ``"skip"``, or the labels CSV lists it); or the ``labels`` stored in
+    the feature stores. Patches labelled -1 (ignored classes) are left out; stores without labels are
     skipped with a warning.
 
     Returns
@@ -237,8 +239,6 @@ def load_training_set(features_dir, *, annotations=None, labels=None):
     >>> X.shape[0] == y.shape[0] == groups.shape[0]
     True
     """
-    if annotations is not None and labels is not None:
-        raise ValueError("give either annotations or labels, not both.")
     if annotations is not None and not Path(annotations).is_dir():
         raise FileNotFoundError(f"annotations directory not found: {annotations}")
     labels_df = read_labels_csv(labels) if labels is not None else None
@@ -247,7 +247,7 @@ def load_training_set(features_dir, *, annotations=None, labels=None):
     for store in _stores_in(features_dir):
         grid, F, stored, attrs = load_slide_features(store)
         stem = store.name[: -len(".h5")]
-        got = store_labels(stem, grid, stored, annotations_dir=annotations, labels_df=labels_df)
+        got = store_labels(stem, grid, stored, annotations_dir=annotations, labels_df=labels_df, rule=rule)
         if got is None:
             warnings.warn(f"no labels for {store.name}; skipped.", RuntimeWarning, stacklevel=2)
             continue
@@ -275,7 +275,7 @@ def load_training_set(features_dir, *, annotations=None, labels=None):
 
 
 def train_from_feature_stores(features_dir, *, annotations=None, labels=None, classifier="xgboost", cv=5,
-                              random_state=0, classifier_params=None, positive_label=None):
+                              random_state=0, classifier_params=None, positive_label=None, rule=None):
     """Train a patch classifier on feature stores with group-aware (by slide) cross-validation.
 
     Parameters
@@ -285,7 +285,11 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
     annotations : str or path, optional
         Directory of ``<slide>.xml`` / ``.geojson`` annotations (patch labels by rasterised polygons).
     labels : str or path, optional
-        Labels CSV (``slide,label`` or ``slide,x,y,label``).
+        Labels CSV (``slide,label`` or ``slide,x,y,label``); with ``annotations`` too, its rows win (e.g.
+        ``slide,label`` rows declaring the normal slides that have no annotation file).
+    rule : ClassRule, optional
+        Annotation classes (positive / negative / ignored) and what an unannotated slide is (default: an
+        error).
     classifier : str or estimator
         A :func:`medfeat.classifiers.make_classifier` name or an unfitted estimator.
     cv : int
@@ -322,7 +326,7 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
 
     from medfeat.classifiers import make_classifier, positive_class
 
-    X, y, groups, stores, attrs = load_training_set(features_dir, annotations=annotations, labels=labels)
+    X, y, groups, stores, attrs = load_training_set(features_dir, annotations=annotations, labels=labels, rule=rule)
     classes = np.unique(y)
     if len(classes) < 2:
         raise ValueError(f"all {len(y)} labelled patches have the single class {classes[0]}; a classifier needs two "

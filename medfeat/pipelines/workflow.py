@@ -19,27 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .labels import find_annotation, slide_stem
+from .._checks import write_atomic
+from .labels import ClassRule, find_annotation, slide_stem
 
 __all__ = [
-    "ClassRule",
     "EvaluationResult",
-    "annotation_summary",
     "evaluate_predictions",
     "froc_from_heatmaps",
     "read_thresholds",
-    "slide_labels",
     "write_heatmap_outputs",
 ]
 
-_UNANNOTATED = ("negative", "skip", "error")
-
 
 def _write_atomic(path, write):
-    try:
-        from medfeat._checks import write_atomic
-    except ImportError:  # before the shared helper moved to medfeat._checks
-        from ._io import write_atomic
     return write_atomic(path, write)
 
 
@@ -47,140 +39,6 @@ def _write_text(path, text):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return _write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
-
-
-@dataclass(frozen=True)
-class ClassRule:
-    """Which annotation classes are lesion, normal or ignored, and what a slide without annotations is.
-
-    Parameters
-    ----------
-    positive, negative, ignore : tuple of str, optional
-        Class names (QuPath ``classification.name`` / ASAP ``PartOfGroup``, shell patterns allowed); see
-        :func:`medfeat.slides.resolve_annotation_classes`. ``positive=None`` accepts a single class as
-        positive and refuses several.
-    unannotated : {"error", "negative", "skip"}, default "error"
-        A slide with no annotation file: an error (a misspelt file name must not turn a tumour slide into
-        a normal one), a normal slide (every patch negative, as in CAMELYON16), or left out.
-    outside : {"negative", "ignore"}, default "negative"
-        Tissue outside every polygon of an annotated slide.
-
-    Examples
-    --------
-    >>> ClassRule(positive=("Tumor",), negative=("Stroma",), unannotated="negative").unannotated
-    'negative'
-    """
-
-    positive: tuple | None = None
-    negative: tuple = ()
-    ignore: tuple = ("_2", "Exclusion", "Ignore*")
-    unannotated: str = "error"
-    outside: str = "negative"
-
-    def __post_init__(self):
-        if self.unannotated not in _UNANNOTATED:
-            raise ValueError(f"unannotated must be one of {list(_UNANNOTATED)}, got {self.unannotated!r}.")
-        if self.outside not in ("negative", "ignore"):
-            raise ValueError(f"outside must be 'negative' or 'ignore', got {self.outside!r}.")
-        for name in ("positive", "negative", "ignore"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                object.__setattr__(self, name, tuple(v.strip() for v in value.split(",") if v.strip()))
-            elif value is not None:
-                object.__setattr__(self, name, tuple(str(v) for v in value))
-
-    def to_dict(self):
-        return {"positive": None if self.positive is None else list(self.positive), "negative": list(self.negative),
-                "ignore": list(self.ignore), "unannotated": self.unannotated, "outside": self.outside}
-
-
-def slide_labels(stem, grid, annotations_dir, rule=None):
-    """Patch labels (1 lesion, 0 normal, -1 none) of one slide from its annotation file, by ``rule``.
-
-    Parameters
-    ----------
-    stem : str
-        The slide's file stem; its annotations are ``<annotations_dir>/<stem>{.xml,.geojson,.json}``.
-    grid : medfeat.slides.PatchGrid
-    annotations_dir : str or path
-    rule : ClassRule, optional
-
-    Returns
-    -------
-    ndarray of int8 or None
-        None when the slide has no annotation file and ``rule.unannotated == "skip"``.
-
-    Raises
-    ------
-    FileNotFoundError
-        No annotation file and ``rule.unannotated == "error"`` (the default).
-    """
-    from medfeat.slides import annotation_patch_labels, read_annotations
-
-    rule = rule or ClassRule()
-    path = find_annotation(stem, annotations_dir)
-    if path is None:
-        if rule.unannotated == "error":
-            raise FileNotFoundError(
-                f"slide {stem!r} has no annotation file {stem}.xml/.geojson/.json in {str(annotations_dir)!r}; if it is "
-                "a normal slide say so with --unannotated negative (or list it in a labels CSV), or leave it out "
-                "with --unannotated skip."
-            )
-        if rule.unannotated == "skip":
-            return None
-        return np.zeros(len(grid), dtype=np.int8)
-    return annotation_patch_labels(grid, read_annotations(path), positive=rule.positive, negative=rule.negative,
-                                   ignore=rule.ignore, outside=rule.outside, source=str(path))
-
-
-def annotation_summary(stems, annotations_dir, rule=None):
-    """Classes found per slide with their role under ``rule``: the table to read before training.
-
-    Parameters
-    ----------
-    stems : iterable of str
-        Slide file stems.
-    annotations_dir : str or path
-    rule : ClassRule, optional
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per (slide, class): ``slide``, ``file``, ``class``, ``polygons``, ``area_px`` (level 0) and
-        ``role`` (positive / negative / ignore / "unlisted" when the rule does not place it, or, for a
-        slide without a file, what ``unannotated`` makes of it).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> annotation_summary(["s1"], tempfile.mkdtemp(), ClassRule(unannotated="negative")).to_dict("records")
-    [{'slide': 's1', 'file': '', 'class': '(none)', 'polygons': 0, 'area_px': 0.0, 'role': 'no annotation file: negative'}]
-    """
-    import pandas as pd
-
-    from medfeat.slides import annotation_classes, read_annotations, resolve_annotation_classes
-
-    rule = rule or ClassRule()
-    rows = []
-    for stem in stems:
-        path = find_annotation(stem, annotations_dir)
-        if path is None:
-            rows.append({"slide": stem, "file": "", "class": "(none)", "polygons": 0, "area_px": 0.0,
-                         "role": f"no annotation file: {rule.unannotated}"})
-            continue
-        classes = annotation_classes(read_annotations(path))
-        try:
-            roles = resolve_annotation_classes(classes, positive=rule.positive, negative=rule.negative,
-                                               ignore=rule.ignore, source=str(path))
-        except ValueError:
-            roles = {}
-        if not classes:
-            rows.append({"slide": stem, "file": path.name, "class": "(none)", "polygons": 0, "area_px": 0.0,
-                         "role": "no polygons: all negative"})
-        for label, (n, area) in classes.items():
-            rows.append({"slide": stem, "file": path.name, "class": label if label else "(unclassified)",
-                         "polygons": n, "area_px": round(float(area), 1), "role": roles.get(label, "unlisted")})
-    return pd.DataFrame(rows, columns=["slide", "file", "class", "polygons", "area_px", "role"])
 
 
 def write_heatmap_outputs(heatmap, out_dir, stem, *, threshold=None, y_true=None, objects="both",

@@ -7,6 +7,7 @@ import shapely
 
 from medfeat.features import ColorFeatures
 from medfeat.pipelines import (
+    ClassRule,
     SlidePatchClassifier,
     extract_slide_features,
     load_model,
@@ -63,7 +64,14 @@ def test_annotation_labels_and_unannotated_slide_is_negative(stores, tmp_path):
     ann.mkdir()
     for name in ("s0", "s1", "s2"):
         annotations_to_geojson(out[name][0].lesions, ann / f"{name}.geojson")
-    _, y, groups, _, _ = load_training_set(d / "feats", annotations=ann)
+    # s3 has no annotation file: an error unless the rule (or a labels CSV) says it is a normal slide
+    with pytest.raises(FileNotFoundError, match="'s3'.*--unannotated"):
+        load_training_set(d / "feats", annotations=ann)
+    (tmp_path / "normal.csv").write_text("slide,label\ns3,0\n")
+    _, y_csv, groups_csv, _, _ = load_training_set(d / "feats", annotations=ann, labels=tmp_path / "normal.csv")
+    _, y, groups, _, _ = load_training_set(d / "feats", annotations=ann, rule=ClassRule(unannotated="negative"))
+    np.testing.assert_array_equal(y_csv, y)
+    np.testing.assert_array_equal(groups_csv, groups)
     for name in ("s0", "s1", "s2"):
         grid = load_slide_features(out[name][1])[0]
         union = shapely.union_all([shapely.Polygon(p) for p in out[name][0].lesions])
@@ -105,7 +113,8 @@ def test_single_class_is_a_clear_error(stores, tmp_path):
     pd.DataFrame({"slide": ["s0", "s1"], "label": [1, 1]}).to_csv(csv, index=False)
     with pytest.warns(RuntimeWarning), pytest.raises(ValueError, match="single class"):
         train_from_feature_stores(d / "feats", labels=csv)
-    with pytest.raises(ValueError, match="either annotations or labels"):
+    # both given: CSV rows win; s2 is in neither, so it is an error by default
+    with pytest.raises(FileNotFoundError, match="'s2'"):
         load_training_set(d / "feats", labels=csv, annotations=tmp_path)
     with pytest.raises(FileNotFoundError, match="labels CSV not found"):
         load_training_set(d / "feats", labels=tmp_path / "nope.csv")
