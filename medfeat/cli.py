@@ -6,7 +6,7 @@ libraries are imported by the subcommand that needs them, so ``medfeat --help`` 
 
 Examples
 --------
->>> main(["backbones"])  # doctest: +ELLIPSIS
+>>> main(["backbones", "--names-only"])  # doctest: +ELLIPSIS
 efficientnet_lite0
 ...
 0
