@@ -92,7 +92,7 @@ def test_heatmap_repr_and_plot_into_an_axes():
                      slide_dimensions=(200, 130), slide_mpp=(0.5, 0.5))
     hm = Heatmap([0.1, 0.2, 0.3], grid)
     text = _one_line(hm, "Heatmap")
-    assert "3 patches of 32 px at 1 mpp, probability scores, range 0.1-0.3" in text
+    assert "3 patches of 32 px at 1 mpp, score (uncalibrated predict_proba, not a probability), range 0.1-0.3" in text
     assert "<pre>" in hm._repr_html_()
     fig, ax = plt.subplots()
     try:
