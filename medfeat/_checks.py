@@ -44,6 +44,7 @@ __all__ = [
     "check_image",
     "check_image_batch",
     "check_multiscale_batch",
+    "check_positive_int",
     "json_safe",
     "optional_import",
     "parse_window",
@@ -78,6 +79,24 @@ def optional_import(module, *, purpose=None, package=None):
         pkg = package or module.split(".")[0]
         why = f" (needed for {purpose})" if purpose else ""
         raise ImportError(f"medfeat needs the package {pkg!r}{why}; install it with `pip install {pkg}`.") from exc
+
+
+def check_positive_int(value, name):
+    """The one rule for counts such as ``batch_size``, ``size`` or ``stride``: a positive integer (not a bool,
+    not a float). Returns it as ``int``.
+
+    Examples
+    --------
+    >>> check_positive_int(8, "batch_size")
+    8
+    >>> check_positive_int(2.5, "size")
+    Traceback (most recent call last):
+    ...
+    ValueError: size must be a positive integer, got 2.5.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
 
 
 def check_image(image, *, name="image", keep_precision=False):

@@ -210,6 +210,7 @@ def _cmd_train(args):
     out.parent.mkdir(parents=True, exist_ok=True)
     model = result.model
     meta = {"mpp": model.mpp, "size": model.size, "stride": model.stride, "scales": list(model.scales),
+            "grid_spec": model.grid_spec.to_dict(),
             "classifier": args.classifier, "n_patches": int(len(result.y)),
             "slides": [p.name for p in result.stores],
             "cv_auc": None if result.report is None else float(result.report.auc),

@@ -99,7 +99,7 @@ def _chunks(X, size):
     return [X[i : i + size] for i in range(0, len(X), size)]
 
 
-def _stack_if_same_shape(images):
+def stack_if_same_shape(images):
     """Return an NHWC array when all images of a list share one shape and dtype, else the list itself.
 
     The dtype must match too: stacking uint8 with float images would promote 0-255 values to floats
@@ -193,7 +193,7 @@ class ImageTransformer(TransformerMixin, BaseEstimator):
         return out
 
     def _run_chunks(self, X, func):
-        chunks = [_stack_if_same_shape(c) for c in _chunks(X, self._chunk_size)]
+        chunks = [stack_if_same_shape(c) for c in _chunks(X, self._chunk_size)]
         n_jobs = self.n_jobs
         # One BLAS thread: the matrix products here are small, and OpenBLAS threads spinning
         # beside joblib's threads (or other processes) oversubscribe the cores; with them

@@ -36,9 +36,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from medfeat._checks import check_image, check_image_batch
+from medfeat._checks import check_image, check_image_batch, check_positive_int
 
-from ._base import _stack_if_same_shape
+from ._base import stack_if_same_shape
 
 __all__ = ["DeepFeatures", "ImageNetPrediction", "predict_imagenet"]
 
@@ -274,7 +274,7 @@ def _staged(batches, device, pin):
 
 def _as_batch(X, name="X"):
     """Checked batch: a uint8 NHWC array, or a list of HWC arrays stacked when they share a shape."""
-    return _stack_if_same_shape(check_image_batch(X, name=name))
+    return stack_if_same_shape(check_image_batch(X, name=name))
 
 
 class DeepFeatures(TransformerMixin, BaseEstimator):
@@ -418,8 +418,7 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
     def _validate_params(self, X=None):
         if self.pool not in _POOLS:
             raise ValueError(f"pool must be one of {_POOLS}, got {self.pool!r}.")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}.")
+        check_positive_int(self.batch_size, "batch_size")
         if self.precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}.")
         if not isinstance(self.compile, (bool, str)):
@@ -778,8 +777,7 @@ def predict_imagenet(images, top_k=5, backbone="efficientnet_lite0", weights="DE
 
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or not 1 <= top_k <= 1000:
         raise ValueError(f"top_k must be an integer in [1, 1000], got {top_k!r}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    check_positive_int(batch_size, "batch_size")
     arr = images if isinstance(images, (list, tuple)) else np.asarray(images)
     if not isinstance(arr, (list, tuple)) and arr.ndim in (2, 3):
         batch = [check_image(arr, name="images")]

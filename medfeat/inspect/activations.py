@@ -3,6 +3,7 @@
 import numpy as np
 from sklearn.base import clone
 
+from .._checks import check_positive_int
 from ._common import image_stack
 
 __all__ = ["layer_activations"]
@@ -49,8 +50,7 @@ def layer_activations(images, features=None, layers=None, *, batch_size=16):
         features = DeepFeatures()
     if not isinstance(features, DeepFeatures):
         raise TypeError(f"features must be a medfeat.features.DeepFeatures, got {type(features).__name__}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    check_positive_int(batch_size, "batch_size")
     batch = image_stack(images)
     if layers is not None:
         features = clone(features).set_params(layers=layers)

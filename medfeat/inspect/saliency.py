@@ -4,6 +4,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from .._checks import check_positive_int
 from ._common import flat_steps, image_stack
 
 __all__ = ["LinearHead", "linear_head", "saliency"]
@@ -230,8 +231,7 @@ def saliency(model, images, *, features=None, target=None, reduce="absmax", batc
 
     if reduce not in ("absmax", None):
         raise ValueError(f"reduce must be 'absmax' or None, got {reduce!r}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    check_positive_int(batch_size, "batch_size")
     deep, head_steps = _split(model, features)
     head = linear_head(head_steps)
     batch = image_stack(images)

@@ -25,6 +25,7 @@ __all__ = [
     "feature_names",
     "make_features",
     "param_to_json",
+    "set_batch_size",
     "strip_runtime",
 ]
 
@@ -235,3 +236,25 @@ def feature_names(transformer, n_features):
     except Exception:  # noqa: BLE001 - names are metadata; a transformer without them still works
         pass
     return [f"feature{i}" for i in range(n_features)]
+
+
+def set_batch_size(transformer, batch_size):
+    """Set every ``batch_size`` parameter of ``transformer`` (nested ones too: the CNN inside
+    ``MultiScaleFeatures`` or a fusion ``FeatureUnion``) to ``batch_size``; returns the names set.
+
+    The batch size changes how many patches go through the network at once, not the features, so it is
+    a runtime setting (:data:`RUNTIME_PARAMS`), not part of a store's configuration.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import FeatureUnion
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> set_batch_size(StandardScaler(), 8)
+    []
+    """
+    if not hasattr(transformer, "get_params"):
+        return []
+    names = [k for k in transformer.get_params(deep=True) if k == "batch_size" or k.endswith("__batch_size")]
+    if names:
+        transformer.set_params(**{k: int(batch_size) for k in names})
+    return names

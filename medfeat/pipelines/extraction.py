@@ -8,6 +8,7 @@ with one shared transformer, reporting and skipping slides that fail.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import warnings
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import make_features
+from ..slides.spec import DEFAULT_BATCH_SIZE, DEFAULT_NUM_WORKERS, GridSpec, check_batch_size
+from .config import make_features, set_batch_size
 from .labels import annotations_id, find_annotation, label_patches, slide_stem
 from .store import FeatureStoreWriter, resolve_store_path, store_path_for
 
@@ -42,21 +44,19 @@ def _open_reader(slide, slide_mpp):
         return slide, False
     if isinstance(slide, (str, os.PathLike)) and not Path(slide).exists():
         raise FileNotFoundError(f"slide file not found: {os.fspath(slide)}")
-    return SlideReader.open(slide, mpp=slide_mpp), True
+    return SlideReader.open(slide, slide_mpp=slide_mpp), True
 
 
-def _tissue_grid(reader, *, mpp, size, stride, tissue, min_tissue):
-    """The patch grid over the slide's tissue; EmptyTissueError when no patch qualifies."""
-    from medfeat.slides import PatchGrid
-
-    grid = PatchGrid.from_reader(reader, mpp=mpp, size=size, stride=stride, tissue=tissue, min_tissue=min_tissue)
+def _tissue_grid(reader, spec):
+    """The patch grid ``spec`` lays over the slide's tissue; EmptyTissueError when no patch qualifies."""
+    grid = spec.make_grid(reader)
     if grid.slide_path:
         # absolute, so heatmaps drawn from the store find the slide from any working directory
         grid.slide_path = os.path.abspath(grid.slide_path)
     if len(grid) == 0:
         raise EmptyTissueError(
-            f"slide {reader.path or '<array>'} has no patch with at least {min_tissue:.0%} tissue "
-            f"(tissue={tissue!r}, mpp={mpp}, size={size}); lower min_tissue or pass tissue=None."
+            f"slide {reader.path or '<array>'} has no patch with at least {spec.min_tissue:.0%} tissue "
+            f"(tissue={spec.tissue_name!r}, {spec.describe()}); lower min_tissue or pass tissue=None."
         )
     return grid
 
@@ -122,15 +122,10 @@ def extract_slide_features(
     slide,
     features="deep",
     *,
-    mpp=0.5,
-    size=224,
-    stride=None,
-    tissue="otsu",
-    min_tissue=0.5,
-    scales=(1,),
+    grid=None,
     out=None,
-    batch_size=64,
-    num_workers=2,
+    batch_size=DEFAULT_BATCH_SIZE,
+    num_workers=DEFAULT_NUM_WORKERS,
     chunk_size=1024,
     overwrite=False,
     progress=True,
@@ -138,6 +133,7 @@ def extract_slide_features(
     slide_mpp=None,
     backend="thread",
     label_rule=None,
+    **grid_settings,
 ):
     """Extract patch features of one slide into an HDF5 feature store.
 
@@ -145,25 +141,23 @@ def extract_slide_features(
     ----------
     slide : str, path or SlideReader
         The whole-slide image (any format :class:`medfeat.slides.SlideReader` opens).
-    features : transformer or {"deep", "handcrafted", "fusion"}
-        A scikit-learn transformer on NHWC uint8 batches (see :func:`medfeat.pipelines.make_features`). An unfitted
-        transformer is fitted on the first batch (feature extractors learn nothing from it).
-    mpp : float
-        Target resolution in microns per pixel.
-    size : int
-        Patch size in pixels at ``mpp``.
-    stride : int, optional
-        Grid step in pixels at ``mpp`` (default ``size``: non-overlapping).
-    tissue : {"otsu", "gray"}, TissueMask or None
-        Tissue detection for the grid (None keeps every patch).
-    min_tissue : float
-        Minimum tissue fraction for a patch to be kept.
-    scales : tuple of float
-        Fields of view (multiscale context, Liu et al.); ``(1,)`` for single scale.
+    features : transformer or {"deep", "handcrafted", "fusion", "lbp", "gist", "color", "glcm"}
+        A scikit-learn transformer on NHWC uint8 batches or a preset name (see
+        :func:`medfeat.pipelines.make_features`). An unfitted transformer is fitted on the first batch
+        (feature extractors learn nothing from it).
+    grid : GridSpec or dict, optional
+        The patch grid (:class:`medfeat.slides.GridSpec`: target ``mpp`` or ``magnification``, ``size``,
+        ``stride``, ``tissue``, ``min_tissue``, ``tissue_mpp``, ``scales``); default ``GridSpec()``.
+    **grid_settings
+        Any :class:`~medfeat.slides.GridSpec` field given on its own (``mpp=1.0, size=64`` ...); it
+        overrides the same field of ``grid``. The resulting spec is recorded in the store
+        (attribute ``grid_spec``).
     out : str or path
         Output file (``.h5``) or directory (the file is then ``<dir>/<slide stem>.h5``).
     batch_size : int
-        Patches per batch read and transformed.
+        Patches per batch read from the slide and passed through the transformer: the CNN's batch
+        size for deep features (set on the transformer's ``batch_size`` parameters, which do not change
+        the features).
     num_workers : int
         Reader workers, overlapping slide I/O with compute.
     chunk_size : int
@@ -201,28 +195,25 @@ def extract_slide_features(
     >>> X.shape[0] == len(grid)
     True
     """
-    scales = tuple(scales)
-    if not scales:
-        raise ValueError("scales must hold at least one field-of-view factor, e.g. (1,).")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    batch_size = int(batch_size)
+    spec = GridSpec.build(grid, **grid_settings)
+    batch_size = check_batch_size(batch_size)
     out = resolve_store_path(slide, out)
     if out.exists() and not overwrite:
         logger.info("feature store %s exists; skipping (overwrite=True recomputes it)", out)
         return out
 
-    transformer = make_features(features, scales=scales)
+    transformer = make_features(features, scales=spec.scales)
+    set_batch_size(transformer, batch_size)
     reader, owns = _open_reader(slide, slide_mpp)
     try:
-        grid = _tissue_grid(reader, mpp=mpp, size=size, stride=stride, tissue=tissue, min_tissue=min_tissue)
+        grid = _tissue_grid(reader, spec)
         labels = label_patches(grid, annotations, rule=label_rule)
         chunk_rows = max(batch_size, -(-int(chunk_size) // batch_size) * batch_size)
-        with FeatureStoreWriter(out, grid, transformer, scales=scales, tissue=tissue, min_tissue=min_tissue,
-                                slide_mpp=reader.mpp, labels=labels, annotations_id=annotations_id(annotations),
-                                chunk_rows=chunk_rows, overwrite=overwrite) as store:
-            _fit_on_first_rows(transformer, reader, grid, scales, batch_size)
-            _stream_rows(store, reader, grid, transformer, scales=scales, batch_size=batch_size,
+        with FeatureStoreWriter(out, grid, transformer, spec=spec, slide_mpp=reader.mpp, labels=labels,
+                                annotations_id=annotations_id(annotations), chunk_rows=chunk_rows,
+                                overwrite=overwrite) as store:
+            _fit_on_first_rows(transformer, reader, grid, spec.scales, batch_size)
+            _stream_rows(store, reader, grid, transformer, scales=spec.scales, batch_size=batch_size,
                          num_workers=num_workers, backend=backend, progress=progress)
             return store.finish()
     finally:
@@ -252,7 +243,7 @@ class ExtractionResult:
     error: str | None = None
 
 
-def extract_features(slides, features="deep", out_dir=None, *, overwrite=False, progress=True,
+def extract_features(slides, features="deep", out_dir=None, *, grid=None, overwrite=False, progress=True,
                      annotations_dir=None, **kwargs):
     """Extract feature stores for several slides; an unreadable slide is reported and skipped.
 
@@ -264,6 +255,8 @@ def extract_features(slides, features="deep", out_dir=None, *, overwrite=False, 
         As in :func:`extract_slide_features`. A transformer is fitted once and shared by all slides.
     out_dir : str or path
         Directory for the stores (``<out_dir>/<slide stem>.h5``).
+    grid : GridSpec or dict, optional
+        The patch grid of every slide (validated once, before the first slide).
     overwrite : bool
         Recompute finished stores.
     progress : bool
@@ -272,7 +265,9 @@ def extract_features(slides, features="deep", out_dir=None, *, overwrite=False, 
         Directory with ``<slide stem>.xml`` / ``.geojson`` / ``.json`` annotations; slides with a file get
         ``labels`` (a slide without one gets none).
     **kwargs
-        Passed to :func:`extract_slide_features` (mpp, size, stride, tissue, scales, ...).
+        :class:`~medfeat.slides.GridSpec` fields (``mpp``, ``size``, ``stride``, ``tissue``, ``scales`` ...,
+        overriding ``grid``) and the other options of :func:`extract_slide_features` (``batch_size``,
+        ``num_workers``, ``slide_mpp`` ...).
 
     Returns
     -------
@@ -295,7 +290,9 @@ def extract_features(slides, features="deep", out_dir=None, *, overwrite=False, 
     slides = [os.fspath(s) for s in slides]
     if not slides:
         raise ValueError("slides is empty; expected at least one slide file.")
-    transformer = make_features(features, scales=kwargs.get("scales", (1,)))
+    grid_fields = {f.name for f in dataclasses.fields(GridSpec)}
+    spec = GridSpec.build(grid, **{k: kwargs.pop(k) for k in list(kwargs) if k in grid_fields})
+    transformer = make_features(features, scales=spec.scales)
     results = []
     iterator = slides
     if progress and len(slides) > 1:
@@ -307,8 +304,8 @@ def extract_features(slides, features="deep", out_dir=None, *, overwrite=False, 
             target = store_path_for(slide, out_dir)
             existed = target.exists() and not overwrite
             ann = find_annotation(slide_stem(slide), annotations_dir)
-            path = extract_slide_features(slide, transformer, out=target, overwrite=overwrite, progress=progress,
-                                          annotations=ann, **kwargs)
+            path = extract_slide_features(slide, transformer, grid=spec, out=target, overwrite=overwrite,
+                                          progress=progress, annotations=ann, **kwargs)
             results.append(ExtractionResult(slide, path, "skipped" if existed else "written"))
         except Exception as exc:  # noqa: BLE001 - one bad slide must not stop the others
             message = f"{type(exc).__name__}: {exc}".splitlines()[0]

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .._checks import ResultDisplay, write_atomic
+from ..slides.spec import DEFAULT_BATCH_SIZE, DEFAULT_NUM_WORKERS, GridSpec, check_batch_size
 
 __all__ = ["Heatmap", "SlideHeatmap", "heatmap_from_features", "is_calibrated", "positive_scores"]
 
@@ -586,7 +587,7 @@ class Heatmap(ResultDisplay):
         path = self.slide_path
         if not path or not Path(path).exists():
             return None
-        reader = SlideReader.open(path, mpp=self.meta.get("slide_mpp"))
+        reader = SlideReader.open(path, slide_mpp=self.meta.get("slide_mpp"))
         try:
             return reader.thumbnail(max_size=max_size)
         finally:
@@ -601,26 +602,21 @@ class SlideHeatmap:
     pipeline : fitted estimator
         Takes NHWC uint8 patches (or (N, S, H, W, C) with several ``scales``) and has ``predict_proba``
         or ``decision_function`` (e.g. :func:`medfeat.pipelines.make_patch_pipeline` after fit).
-    mpp : float
-        Resolution in microns per pixel the pipeline was trained at.
-    size : int
-        Patch size in pixels at ``mpp``.
-    stride : int, optional
-        Grid step in pixels at ``mpp`` (default ``size``). A smaller stride gives a finer heatmap.
-    tissue : {"otsu", "gray"}, TissueMask or None
-        Tissue detection.
-    min_tissue : float
-        Minimum tissue fraction of a scored patch.
-    scales : tuple of float
-        Fields of view passed to the reader (multiscale pipelines).
+    grid : GridSpec or dict, optional
+        The patch grid (:class:`medfeat.slides.GridSpec`) the pipeline was trained on. Default: the
+        pipeline's own ``grid_spec`` when it has one (a :class:`SlidePatchClassifier` from
+        :func:`train_from_feature_stores`), else ``GridSpec()``.
+    **grid_settings
+        Single :class:`~medfeat.slides.GridSpec` fields (``mpp=``, ``size=``, ``stride=`` ...) overriding
+        those of ``grid``; a smaller ``stride`` gives a finer heatmap.
     tta : bool
         Average the scores over the 8 rotations/flips of each patch (Liu et al. 2017).
     batch_size, num_workers : int
-        Reader batch size and workers.
+        Patches per batch (read and scored together) and reader workers.
     progress : bool
         tqdm bar.
     slide_mpp : float, optional
-        The slide's mpp when the file does not record it.
+        The slide's own mpp when the file does not record it.
     positive_label : object, optional
         The class whose score is drawn, for pipelines that do not record one (see :func:`positive_scores`).
 
@@ -641,18 +637,15 @@ class SlideHeatmap:
     (8, 8)
     """
 
-    def __init__(self, pipeline, mpp=0.5, size=224, stride=None, tissue="otsu", min_tissue=0.5, scales=(1,),
-                 tta=False, batch_size=64, num_workers=2, progress=True, slide_mpp=None, positive_label=None):
+    def __init__(self, pipeline, grid=None, *, tta=False, batch_size=DEFAULT_BATCH_SIZE,
+                 num_workers=DEFAULT_NUM_WORKERS, progress=True, slide_mpp=None, positive_label=None, **grid_settings):
         self.pipeline = pipeline
         self.positive_label = positive_label
-        self.mpp = mpp
-        self.size = size
-        self.stride = stride
-        self.tissue = tissue
-        self.min_tissue = min_tissue
-        self.scales = scales
+        if grid is None:
+            grid = getattr(pipeline, "grid_spec", None)
+        self.grid = GridSpec.build(grid, **grid_settings)
         self.tta = tta
-        self.batch_size = batch_size
+        self.batch_size = check_batch_size(batch_size)
         self.num_workers = num_workers
         self.progress = progress
         self.slide_mpp = slide_mpp
@@ -680,15 +673,14 @@ class SlideHeatmap:
         -------
         Heatmap
         """
-        from medfeat.slides import PatchGrid, SlideReader, iter_patch_batches
+        from medfeat.slides import SlideReader, iter_patch_batches
 
         if isinstance(slide, (str, os.PathLike)) and not Path(slide).exists():
             raise FileNotFoundError(f"slide file not found: {os.fspath(slide)}")
         owns = not isinstance(slide, SlideReader)
-        reader = SlideReader.open(slide, mpp=self.slide_mpp) if owns else slide
+        reader = SlideReader.open(slide, slide_mpp=self.slide_mpp) if owns else slide
         try:
-            grid = PatchGrid.from_reader(reader, mpp=self.mpp, size=self.size, stride=self.stride,
-                                         tissue=self.tissue, min_tissue=self.min_tissue)
+            grid = self.grid.make_grid(reader)
             scores = np.full(len(grid), np.nan)
             kind = "probability" if hasattr(self.pipeline, "predict_proba") else "decision"
             bar = None
@@ -699,8 +691,8 @@ class SlideHeatmap:
                 bar = tqdm(total=len(grid), unit="patch", desc=f"heatmap {name}", leave=False)
             try:
                 if len(grid):
-                    for batch in iter_patch_batches(reader, grid, batch_size=int(self.batch_size),
-                                                    scales=tuple(self.scales), num_workers=int(self.num_workers),
+                    for batch in iter_patch_batches(reader, grid, batch_size=self.batch_size,
+                                                    scales=self.grid.scales, num_workers=int(self.num_workers),
                                                     progress=False):
                         s, kind = self._score(batch.images)
                         scores[np.asarray(batch.indices)] = s

@@ -9,6 +9,7 @@ patches (:class:`~medfeat.pipelines.heatmap.SlideHeatmap`) with exactly the feat
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,14 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from .._checks import ResultDisplay
+from ..slides.spec import DEFAULT_BATCH_SIZE, DEFAULT_NUM_WORKERS, GridSpec
 from .config import estimator_from_config
 from .labels import read_labels_csv, store_labels
 from .store import load_slide_features
 
 __all__ = ["SlidePatchClassifier", "SlideTrainingResult", "load_training_set", "train_from_feature_stores"]
+
+_GRID_FIELDS = tuple(f.name for f in dataclasses.fields(GridSpec))
 
 
 def _classifier_has(method):
@@ -44,8 +48,11 @@ class SlidePatchClassifier(ClassifierMixin, BaseEstimator):
         Feature transformer on NHWC uint8 patches (or (N, S, H, W, C) for several scales).
     classifier : estimator
         Classifier on the features.
-    mpp, size, stride, scales, tissue, min_tissue
-        The patch grid the classifier was trained on (used by :meth:`heatmap`).
+    mpp, size, stride, scales, tissue, min_tissue, magnification, tissue_mpp
+        The patch grid the classifier was trained on, the fields of :class:`medfeat.slides.GridSpec` (with
+        its defaults); :attr:`grid_spec` gives them as one validated spec, used by :meth:`heatmap`.
+        (They are separate parameters, not one spec object, so the scikit-learn contract holds and models
+        saved before the spec existed still load.)
     positive_label : object, optional
         The positive class; required unless the labels are 0/1 (:func:`medfeat.classifiers.positive_class`).
 
@@ -69,8 +76,9 @@ class SlidePatchClassifier(ClassifierMixin, BaseEstimator):
     [1, 1, 0, 0]
     """
 
-    def __init__(self, features=None, classifier=None, mpp=0.5, size=224, stride=None, scales=(1,), tissue="otsu",
-                 min_tissue=0.5, positive_label=None):
+    def __init__(self, features=None, classifier=None, mpp=GridSpec.mpp, size=GridSpec.size, stride=GridSpec.stride,
+                 scales=GridSpec.scales, tissue=GridSpec.tissue, min_tissue=GridSpec.min_tissue, positive_label=None,
+                 magnification=GridSpec.magnification, tissue_mpp=GridSpec.tissue_mpp):
         self.features = features
         self.positive_label = positive_label
         self.classifier = classifier
@@ -80,6 +88,30 @@ class SlidePatchClassifier(ClassifierMixin, BaseEstimator):
         self.scales = scales
         self.tissue = tissue
         self.min_tissue = min_tissue
+        self.magnification = magnification
+        self.tissue_mpp = tissue_mpp
+
+    def __setstate__(self, state):
+        # models saved before magnification / tissue_mpp / positive_label existed: the defaults they were made with
+        state = dict(state)
+        state.setdefault("magnification", GridSpec.magnification)
+        state.setdefault("tissue_mpp", GridSpec.tissue_mpp)
+        state.setdefault("positive_label", None)
+        super().__setstate__(state)
+
+    @property
+    def grid_spec(self):
+        """The grid settings as one validated :class:`medfeat.slides.GridSpec`."""
+        return GridSpec(**{name: getattr(self, name) for name in _GRID_FIELDS})
+
+    @classmethod
+    def from_grid_spec(cls, features, classifier, spec, **params):
+        """A model on the grid ``spec`` (a :class:`~medfeat.slides.GridSpec` or its dict); ``params`` are the
+        other parameters (``positive_label``)."""
+        spec = GridSpec.build(spec)
+        params.update({name: getattr(spec, name) for name in _GRID_FIELDS})
+        params["stride"] = spec.step  # the step the patches were cut with, explicit in the model
+        return cls(features, classifier, **params)
 
     def fit(self, X, y):
         """Fit the transformer and the classifier on patches ``X`` (NHWC uint8) and labels ``y``."""
@@ -139,14 +171,14 @@ class SlidePatchClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "classifier_")
         return self.classifier_.predict(self.features_.transform(X))
 
-    def heatmap(self, slide, *, stride=None, tta=False, batch_size=64, num_workers=2, progress=True, slide_mpp=None):
-        """Heatmap of ``slide`` on this model's grid settings (see :class:`SlideHeatmap`)."""
-        from medfeat.pipelines.heatmap import SlideHeatmap
+    def heatmap(self, slide, *, stride=None, tta=False, batch_size=DEFAULT_BATCH_SIZE, num_workers=DEFAULT_NUM_WORKERS,
+                progress=True, slide_mpp=None):
+        """Heatmap of ``slide`` on this model's grid (:attr:`grid_spec`; see :class:`SlideHeatmap`)."""
+        from .heatmap import SlideHeatmap
 
         check_is_fitted(self, "classifier_")
-        return SlideHeatmap(self, mpp=self.mpp, size=self.size, stride=stride if stride is not None else self.stride,
-                            tissue=self.tissue, min_tissue=self.min_tissue, scales=tuple(self.scales), tta=tta,
-                            batch_size=batch_size, num_workers=num_workers, progress=progress,
+        spec = self.grid_spec if stride is None else self.grid_spec.replace(stride=stride)
+        return SlideHeatmap(self, spec, tta=tta, batch_size=batch_size, num_workers=num_workers, progress=progress,
                             slide_mpp=slide_mpp).predict(slide)
 
 
@@ -358,12 +390,8 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
                       "the model is fitted on all patches.", RuntimeWarning, stacklevel=2)
 
     transformer = estimator_from_config(attrs["transformer"])
-    model = SlidePatchClassifier(
-        features=transformer, classifier=clf, mpp=float(attrs["mpp"]), size=int(attrs["size"]),
-        stride=int(attrs["stride"]), scales=tuple(float(s) for s in attrs.get("scales", [1.0])),
-        tissue=attrs.get("tissue", "otsu") if attrs.get("tissue") in ("otsu", "gray") else "otsu",
-        min_tissue=float(attrs.get("min_tissue", 0.5)),
-        positive_label=positive.item() if hasattr(positive, "item") else positive,
+    model = SlidePatchClassifier.from_grid_spec(
+        transformer, clf, attrs["grid_spec"], positive_label=positive.item() if hasattr(positive, "item") else positive
     )
     model.fit_features(X, y)
     return SlideTrainingResult(model, X, y, groups, oof, report, stores)

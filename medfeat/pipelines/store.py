@@ -121,7 +121,7 @@ def _resume_rows(partial, config, coords):
         return 0
 
 
-def _header_attrs(grid, *, slide_mpp, scales, tissue, min_tissue, transformer, config):
+def _header_attrs(grid, *, slide_mpp, spec, transformer, config):
     from medfeat import __version__
 
     params = transformer.get_params(deep=False)
@@ -138,9 +138,10 @@ def _header_attrs(grid, *, slide_mpp, scales, tissue, min_tissue, transformer, c
         "size": int(grid.size),
         "size_level0": float(grid.size_level0),
         "stride": int(grid.stride),
-        "scales": np.asarray(scales, dtype=np.float64),
-        "tissue": tissue if isinstance(tissue, str) else ("none" if tissue is None else "mask"),
-        "min_tissue": float(min_tissue),
+        "scales": np.asarray(spec.scales, dtype=np.float64),
+        "tissue": spec.tissue_name,
+        "min_tissue": float(spec.min_tissue),
+        "grid_spec": spec.to_json(),
         "transformer": canonical_json(estimator_config(transformer)),
         "transformer_class": config["transformer"]["__class__"],
         "backbone": str(inner_params.get("backbone", "")),
@@ -156,7 +157,7 @@ class FeatureStoreWriter:
 
     Used as a context manager by :func:`medfeat.pipelines.extract_slide_features`::
 
-        with FeatureStoreWriter(out, grid, transformer, ...) as store:
+        with FeatureStoreWriter(out, grid, transformer, spec=spec, slide_mpp=reader.mpp) as store:
             for feats in ...:            # rows in grid order, from store.n_done on
                 store.append(feats)
             store.finish()               # <out>.partial -> <out>
@@ -173,9 +174,9 @@ class FeatureStoreWriter:
     grid : medfeat.slides.PatchGrid
     transformer : transformer
         Fitted or not; recorded as its configuration and used for feature names.
-    scales : tuple of float
-    tissue, min_tissue
-        Tissue settings, recorded.
+    spec : medfeat.slides.GridSpec
+        The settings the grid was laid with, recorded (``grid_spec``; ``scales``, ``tissue`` and
+        ``min_tissue`` also as attributes of their own, as stores always had them).
     slide_mpp : (float, float)
         The slide's level-0 resolution, recorded.
     labels : ndarray of int8 or None
@@ -187,20 +188,18 @@ class FeatureStoreWriter:
         Ignore an existing partial file.
     """
 
-    def __init__(self, out, grid, transformer, *, scales, tissue, min_tissue, slide_mpp, labels=None,
-                 annotations_id=None, chunk_rows=1024, overwrite=False):
+    def __init__(self, out, grid, transformer, *, spec, slide_mpp, labels=None, annotations_id=None,
+                 chunk_rows=1024, overwrite=False):
         self.out = Path(out)
         self.partial = self.out.with_name(self.out.name + PARTIAL_SUFFIX)
         self.grid = grid
         self.transformer = transformer
-        self.scales = tuple(scales)
-        self.tissue = tissue
-        self.min_tissue = min_tissue
+        self.spec = spec
         self.slide_mpp = slide_mpp
         self.labels = labels
         self.chunk_rows = int(chunk_rows)
         self.overwrite = overwrite
-        self.config = store_config(grid, transformer, self.scales, annotations_id)
+        self.config = store_config(grid, transformer, spec.scales, annotations_id)
         self.n = len(grid)
         self.n_done = 0
         self.row = 0
@@ -237,8 +236,8 @@ class FeatureStoreWriter:
             f.create_dataset("labels", data=self.labels)
         if self.grid.tissue is not None:
             f.create_dataset("tissue", data=np.asarray(self.grid.tissue, dtype=np.float32))
-        attrs = _header_attrs(self.grid, slide_mpp=self.slide_mpp, scales=self.scales, tissue=self.tissue,
-                              min_tissue=self.min_tissue, transformer=self.transformer, config=self.config)
+        attrs = _header_attrs(self.grid, slide_mpp=self.slide_mpp, spec=self.spec, transformer=self.transformer,
+                              config=self.config)
         for key, value in attrs.items():
             f.attrs[key] = value
         f.flush()
@@ -303,7 +302,8 @@ def load_slide_features(path):
     features : ndarray of float32, shape (N, D)
     labels : ndarray of int8, shape (N,), or None
     attrs : dict
-        Store attributes (slide path, mpp, sizes, transformer configuration, ``feature_names`` ...).
+        Store attributes (slide path, mpp, sizes, transformer configuration, ``feature_names``, and
+        ``grid_spec``: the :class:`~medfeat.slides.GridSpec` as a dict, also for older stores ...).
 
     Examples
     --------
@@ -319,7 +319,7 @@ def load_slide_features(path):
     """
     import h5py
 
-    from medfeat.slides import PatchGrid
+    from medfeat.slides import GridSpec, PatchGrid
 
     path = Path(path)
     if not path.exists():
@@ -344,10 +344,12 @@ def load_slide_features(path):
             elif isinstance(value, (np.integer, np.floating, np.bool_)):
                 value = value.item()
             attrs[key] = value
-        for key in ("config", "grid_attrs", "transformer", "layers"):
+        for key in ("config", "grid_attrs", "transformer", "layers", "grid_spec"):
             if key in attrs and isinstance(attrs[key], str):
                 attrs[key] = json.loads(attrs[key])
         attrs["feature_names"] = [n.decode() if isinstance(n, bytes) else str(n) for n in f["feature_names"][()]]
     grid = PatchGrid.from_attrs(coords, attrs["grid_attrs"], tissue=tissue)
+    # stores written before the spec was recorded get it from their separate attributes
+    attrs["grid_spec"] = GridSpec.from_store_attrs(attrs).to_dict()
     attrs["path"] = str(path)
     return grid, features, labels, attrs

@@ -7,7 +7,7 @@ Examples
 --------
 >>> import numpy as np
 >>> from medfeat.slides import SlideReader, PatchGrid, read_patches
->>> reader = SlideReader.open(np.full((64, 64, 3), 200, np.uint8), mpp=0.25)
+>>> reader = SlideReader.open(np.full((64, 64, 3), 200, np.uint8), slide_mpp=0.25)
 >>> grid = PatchGrid.from_reader(reader, mpp=0.5, size=16, tissue=None)
 >>> read_patches(reader, grid).shape
 (4, 16, 16, 3)
@@ -26,10 +26,14 @@ from .annotations import (
 from .grid import PatchGrid, box_fractions
 from .patches import PatchBatch, iter_patch_batches, read_patches
 from .reader import MissingMPPError, SlideReader, UpsamplingWarning
+from .spec import DEFAULT_BATCH_SIZE, DEFAULT_NUM_WORKERS, GridSpec, check_batch_size
 from .synthetic import SyntheticSlide, write_synthetic_slide, write_tiled_tiff
 from .tissue import TissueMask, tissue_mask
 
 __all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_NUM_WORKERS",
+    "GridSpec",
     "Annotation",
     "MissingMPPError",
     "PatchBatch",
@@ -42,6 +46,7 @@ __all__ = [
     "annotation_patch_labels",
     "annotations_to_geojson",
     "box_fractions",
+    "check_batch_size",
     "iter_patch_batches",
     "patch_labels",
     "rasterize_annotations",

@@ -15,6 +15,8 @@ import json
 
 import numpy as np
 
+from .spec import GridSpec
+
 __all__ = ["PatchGrid", "box_fractions"]
 
 
@@ -118,7 +120,7 @@ class PatchGrid:
     --------
     >>> import numpy as np
     >>> from medfeat.slides import SlideReader
-    >>> reader = SlideReader.open(np.zeros((100, 130, 3), np.uint8), mpp=0.25)
+    >>> reader = SlideReader.open(np.zeros((100, 130, 3), np.uint8), slide_mpp=0.25)
     >>> grid = PatchGrid.from_reader(reader, mpp=0.5, size=20, tissue=None)
     >>> len(grid), grid.size_level0, grid.coords[:3].tolist()
     (12, 40.0, [[0, 0], [40, 0], [80, 0]])
@@ -174,15 +176,16 @@ class PatchGrid:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_reader(cls, reader, mpp=None, *, magnification=None, size=224, stride=None, tissue="otsu",
-                    min_tissue=0.5, tissue_mpp=8.0):
+    def from_reader(cls, reader, mpp=None, *, magnification=None, size=GridSpec.size, stride=None,
+                    tissue=GridSpec.tissue, min_tissue=GridSpec.min_tissue, tissue_mpp=GridSpec.tissue_mpp):
         """Lay a grid of patches over a slide.
 
         Parameters
         ----------
         reader : SlideReader
         mpp : float, optional
-            Target microns per pixel (default 0.5 when ``magnification`` is not given either).
+            Target microns per pixel (default :class:`GridSpec`'s, 0.5, when ``magnification`` is not
+            given either). :meth:`GridSpec.make_grid` calls this with a whole validated spec.
         magnification : float, optional
             Target objective magnification instead of ``mpp``: ``mpp = slide_mpp * objective_power /
             magnification`` when the slide records its objective power, else the usual convention
@@ -215,7 +218,7 @@ class PatchGrid:
             else:
                 mpp = 10.0 / float(magnification)
         elif mpp is None:
-            mpp = 0.5
+            mpp = GridSpec.mpp
         if not float(mpp) > 0:
             raise ValueError(f"mpp must be positive, got {mpp!r}.")
         if int(size) != size or int(size) <= 0:

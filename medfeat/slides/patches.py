@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .spec import DEFAULT_BATCH_SIZE, DEFAULT_NUM_WORKERS, check_batch_size
+
 __all__ = ["PatchBatch", "iter_patch_batches", "read_patches"]
 
 
@@ -121,7 +123,7 @@ def read_patches(reader, grid, scales=(1,), indices=None):
     --------
     >>> import numpy as np
     >>> from medfeat.slides import SlideReader, PatchGrid
-    >>> reader = SlideReader.open(np.full((64, 64, 3), 128, np.uint8), mpp=0.5)
+    >>> reader = SlideReader.open(np.full((64, 64, 3), 128, np.uint8), slide_mpp=0.5)
     >>> grid = PatchGrid.from_reader(reader, mpp=0.5, size=32, tissue=None)
     >>> read_patches(reader, grid, scales=(1, 2)).shape
     (4, 2, 32, 32, 3)
@@ -141,7 +143,7 @@ def _proc_init(source, slide_mpp, grid_coords, grid_attrs):
     from .grid import PatchGrid
     from .reader import SlideReader
 
-    _PROC["reader"] = SlideReader.open(source, mpp=slide_mpp)
+    _PROC["reader"] = SlideReader.open(source, slide_mpp=slide_mpp)
     _PROC["grid"] = PatchGrid.from_attrs(grid_coords, grid_attrs)
 
 
@@ -149,7 +151,7 @@ def _proc_read(idx, scales):
     return _read_indices(_PROC["reader"], _PROC["grid"], idx, scales)
 
 
-def iter_patch_batches(slide, grid, batch_size=64, scales=(1,), num_workers=2, backend="thread", progress=False,
+def iter_patch_batches(slide, grid, batch_size=DEFAULT_BATCH_SIZE, scales=(1,), num_workers=DEFAULT_NUM_WORKERS, backend="thread", progress=False,
                        *, prefetch=None):
     """Stream grid patches in batches, in grid order, from parallel readers.
 
@@ -179,7 +181,7 @@ def iter_patch_batches(slide, grid, batch_size=64, scales=(1,), num_workers=2, b
     --------
     >>> import numpy as np
     >>> from medfeat.slides import SlideReader, PatchGrid
-    >>> reader = SlideReader.open(np.full((64, 96, 3), 128, np.uint8), mpp=0.5)
+    >>> reader = SlideReader.open(np.full((64, 96, 3), 128, np.uint8), slide_mpp=0.5)
     >>> grid = PatchGrid.from_reader(reader, mpp=0.5, size=32, tissue=None)
     >>> [b.indices.tolist() for b in iter_patch_batches(reader, grid, batch_size=4, num_workers=2)]
     [[0, 1, 2, 3], [4, 5]]
@@ -191,8 +193,7 @@ def iter_patch_batches(slide, grid, batch_size=64, scales=(1,), num_workers=2, b
     from .reader import SlideReader
 
     scales = _check_scales(scales)
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    batch_size = check_batch_size(batch_size)
     if int(num_workers) != num_workers or num_workers < 0:
         raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}.")
     if backend not in ("thread", "process"):
@@ -205,7 +206,7 @@ def iter_patch_batches(slide, grid, batch_size=64, scales=(1,), num_workers=2, b
     if isinstance(slide, SlideReader):
         base = slide
     else:
-        base = SlideReader.open(slide, mpp=grid.slide_mpp)
+        base = SlideReader.open(slide, slide_mpp=grid.slide_mpp)
     _check_match(base, grid)
     multi = len(scales) > 1
     n = len(grid)

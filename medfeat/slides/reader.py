@@ -407,7 +407,7 @@ class SlideReader:
     Examples
     --------
     >>> import numpy as np
-    >>> reader = SlideReader.open(np.zeros((100, 200, 3), np.uint8), mpp=0.25)
+    >>> reader = SlideReader.open(np.zeros((100, 200, 3), np.uint8), slide_mpp=0.25)
     >>> reader.dimensions, reader.mpp
     ((200, 100), (0.25, 0.25))
     >>> reader.read_region((0, 0), (50, 25), mpp=1.0).shape
@@ -429,7 +429,7 @@ class SlideReader:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def open(cls, path_or_array, mpp=None, *, max_pixels=None):
+    def open(cls, path_or_array, slide_mpp=None, *, max_pixels=None, mpp=None):
         """Open a slide file, a plain image file or an ``H x W x 3`` uint8 array.
 
         Parameters
@@ -438,11 +438,15 @@ class SlideReader:
             A whole-slide file OpenSlide reads (SVS, NDPI, MRXS, SCN, generic tiled TIFF, ...), a plain
             PNG/JPEG/TIFF image (read as a one-level slide), or an image array (grey or RGB, uint8 or
             float in [0, 1]).
-        mpp : float or (float, float), optional
-            Microns per level-0 pixel. Overrides the file's value, or supplies a missing one.
+        slide_mpp : float or (float, float), optional
+            The slide's own microns per level-0 pixel. Overrides the file's value, or supplies a missing
+            one. (Everywhere else in medfeat ``mpp`` is the *target* resolution patches are read at.)
         max_pixels : int, optional
             Pixel budget: the most level pixels one read (or the decoding of a plain image) may need.
             Default ``$MEDFEAT_MAX_PIXELS`` or :data:`DEFAULT_MAX_PIXELS` (``2**28``).
+        mpp : float or (float, float), optional
+            Old name of ``slide_mpp`` (deprecated: it meant the slide's resolution here and the target
+            resolution everywhere else).
 
         Returns
         -------
@@ -454,16 +458,22 @@ class SlideReader:
             If the file does not exist.
         ValueError
             If the file cannot be decoded (not a slide, truncated pyramid), a plain image exceeds the pixel
-            budget, or ``mpp`` is not positive.
+            budget, or ``slide_mpp`` is not positive.
 
         Examples
         --------
         >>> import numpy as np
-        >>> with SlideReader.open(np.full((8, 8, 3), 200, np.uint8), mpp=0.5) as r:
+        >>> with SlideReader.open(np.full((8, 8, 3), 200, np.uint8), slide_mpp=0.5) as r:
         ...     r.level_count
         1
         """
-        user_mpp = _as_pair(mpp, "mpp")
+        if mpp is not None:
+            if slide_mpp is not None:
+                raise ValueError("give slide_mpp only (mpp is its deprecated old name), not both.")
+            warnings.warn("SlideReader.open(mpp=) is renamed slide_mpp= (the slide's own resolution); mpp= "
+                          "will be removed.", DeprecationWarning, stacklevel=2)
+            slide_mpp = mpp
+        user_mpp = _as_pair(slide_mpp, "slide_mpp")
         max_pixels = _max_pixels(max_pixels)
         if isinstance(path_or_array, np.ndarray):
             image = _rgb_uint8(path_or_array, name="path_or_array")
@@ -527,7 +537,7 @@ class SlideReader:
                                 objective_power=self.objective_power, max_pixels=self.max_pixels)
             clone._user_mpp = self._user_mpp
             return clone
-        clone = SlideReader.open(self.path, mpp=self._user_mpp, max_pixels=self.max_pixels)
+        clone = SlideReader.open(self.path, slide_mpp=self._user_mpp, max_pixels=self.max_pixels)
         if self._backend is not None:  # a closed reader can still be re-opened; it has no cache to share
             self._backend.share_cache_with(clone._backend)
         return clone
@@ -573,7 +583,7 @@ class SlideReader:
             where = f"the slide {self.path!r}" if self.path is not None else "this in-memory image"
             raise MissingMPPError(
                 f"{where} records no resolution (microns per pixel); pass it explicitly, e.g. "
-                f"SlideReader.open(..., mpp=0.25)."
+                f"SlideReader.open(..., slide_mpp=0.25)."
             )
         return self._mpp
 
@@ -591,7 +601,7 @@ class SlideReader:
         Examples
         --------
         >>> import numpy as np
-        >>> SlideReader.open(np.zeros((4, 4, 3), np.uint8), mpp=1).best_level(3.0)
+        >>> SlideReader.open(np.zeros((4, 4, 3), np.uint8), slide_mpp=1).best_level(3.0)
         0
         """
         best = 0
@@ -632,7 +642,7 @@ class SlideReader:
         --------
         >>> import numpy as np
         >>> img = np.zeros((40, 40, 3), np.uint8)
-        >>> r = SlideReader.open(img, mpp=0.5)
+        >>> r = SlideReader.open(img, slide_mpp=0.5)
         >>> r.read_region((30, 30), (20, 20))[15, 15]   # outside the 40x40 image: white
         array([255, 255, 255], dtype=uint8)
         """

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .spec import GridSpec
+
 __all__ = ["TissueMask", "tissue_mask"]
 
 
@@ -104,7 +106,7 @@ def _otsu_mask(rgb):
     return mask
 
 
-def tissue_mask(reader, method="otsu", mpp=8.0, min_object_um2=2000.0, fill_holes=True, *, max_size=None):
+def tissue_mask(reader, method=GridSpec.tissue, mpp=GridSpec.tissue_mpp, min_object_um2=2000.0, fill_holes=True, *, max_size=None):
     """Compute a boolean tissue mask at a low resolution.
 
     Parameters
@@ -143,7 +145,7 @@ def tissue_mask(reader, method="otsu", mpp=8.0, min_object_um2=2000.0, fill_hole
     >>> import numpy as np
     >>> from medfeat.slides import SlideReader
     >>> img = np.full((256, 256, 3), 245, np.uint8); img[64:192, 64:192] = (200, 120, 180)
-    >>> m = tissue_mask(SlideReader.open(img, mpp=1.0), mpp=4.0, min_object_um2=0)
+    >>> m = tissue_mask(SlideReader.open(img, slide_mpp=1.0), mpp=4.0, min_object_um2=0)
     >>> m.mask.shape, round(m.fraction, 2)
     ((64, 64), 0.25)
     """

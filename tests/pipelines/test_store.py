@@ -163,7 +163,7 @@ def test_multi_slide_skips_unreadable_and_finishes_others(slide, tmp_path):
 # tissue_mask may warn that the mask is empty; the warning itself is not what this test checks
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_empty_tissue_is_a_clear_error(tmp_path):
-    blank = SlideReader.open(np.full((256, 256, 3), 245, np.uint8), mpp=0.5)
+    blank = SlideReader.open(np.full((256, 256, 3), 245, np.uint8), slide_mpp=0.5)
     with pytest.raises(EmptyTissueError, match="no patch"):
         extract_slide_features(blank, ColorFeatures(), mpp=MPP, size=SIZE, out=tmp_path / "b.h5", progress=False)
     assert not (tmp_path / "b.h5").exists()

@@ -81,7 +81,7 @@ def test_png_over_the_budget_is_refused(tmp_path):
 
 
 def test_one_read_over_the_budget_is_refused():
-    reader = SlideReader.open(np.zeros((100, 100, 3), np.uint8), mpp=1.0, max_pixels=5000)
+    reader = SlideReader.open(np.zeros((100, 100, 3), np.uint8), slide_mpp=1.0, max_pixels=5000)
     with pytest.raises(ValueError, match="pixel budget"):
         reader.read_region((0, 0), (80, 80))
     with pytest.raises(ValueError, match="pixel budget"):
@@ -147,5 +147,5 @@ def test_multi_page_tiff_openslide_refuses_warns_that_only_page_0_is_used(tmp_pa
         tw.write(np.full((64, 64, 3), 200, np.uint8), photometric="rgb")
         tw.write(np.full((32, 32, 3), 200, np.uint8), photometric="rgb")
     with pytest.warns(UserWarning, match=r"stack\.tif.*only its first page"):
-        reader = SlideReader.open(path, mpp=1.0)
+        reader = SlideReader.open(path, slide_mpp=1.0)
     assert reader.dimensions == (64, 64)

@@ -69,7 +69,7 @@ def test_annotation_classes_counts_and_areas():
 def test_upsampling_is_warned_once_per_slide_and_resolution():
     # Misleading point 3: 0.5 um/px asked of a 1.0 um/px slide interpolates 2x without a word.
     img = np.full((64, 64, 3), 200, np.uint8)
-    reader = SlideReader.open(img, mpp=1.0)
+    reader = SlideReader.open(img, slide_mpp=1.0)
     with pytest.warns(UpsamplingWarning, match="2x"):
         reader.read_region((0, 0), (16, 16), mpp=0.5)
     with warnings.catch_warnings():
@@ -77,7 +77,7 @@ def test_upsampling_is_warned_once_per_slide_and_resolution():
         reader.read_region((8, 8), (16, 16), mpp=0.5)  # same slide and resolution: no second warning
         reader.read_region((0, 0), (16, 16), mpp=1.0)  # no upsampling
         reader.read_region((0, 0), (16, 16), mpp=2.0)
-    other = SlideReader.open(img.copy(), mpp=1.0)
+    other = SlideReader.open(img.copy(), slide_mpp=1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UpsamplingWarning)  # how a user silences it
         other.read_region((0, 0), (16, 16), mpp=0.25)

@@ -9,7 +9,7 @@ from medfeat.slides import PatchGrid, SlideReader, TissueMask, box_fractions, ti
 
 
 def _reader(w, h, mpp=0.25, value=240):
-    return SlideReader.open(np.full((h, w, 3), value, np.uint8), mpp=mpp)
+    return SlideReader.open(np.full((h, w, 3), value, np.uint8), slide_mpp=mpp)
 
 
 def test_grid_counts_and_coords_by_hand():
@@ -95,7 +95,7 @@ def _planted_tissue_image():
 
 
 def test_tissue_mask_otsu_fills_holes_and_drops_specks():
-    r = SlideReader.open(_planted_tissue_image(), mpp=1.0)
+    r = SlideReader.open(_planted_tissue_image(), slide_mpp=1.0)
     m = tissue_mask(r, method="otsu", mpp=4.0, min_object_um2=200.0)  # 4 um/px: 100 x 100 mask
     assert m.mask.shape == (100, 100) and m.mpp == 4.0 and m.downsample == (4.0, 4.0)
     expected = np.zeros((100, 100), bool)
@@ -109,7 +109,7 @@ def test_tissue_mask_gray_threshold():
     img = np.full((8, 8, 3), 255, np.uint8)
     img[:4] = 201  # grey 0.788 <= 0.8: tissue
     img[4:6] = 205  # grey 0.804 > 0.8: background
-    m = tissue_mask(SlideReader.open(img, mpp=1.0), method="gray", mpp=1.0, min_object_um2=0, fill_holes=False)
+    m = tissue_mask(SlideReader.open(img, slide_mpp=1.0), method="gray", mpp=1.0, min_object_um2=0, fill_holes=False)
     assert m.mask[:4].all() and not m.mask[4:].any()
 
 

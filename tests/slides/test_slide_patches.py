@@ -13,7 +13,7 @@ def _dot_slide():
     for y in range(0, 256, 64):
         for x in range(0, 320, 64):
             img[y + 30 : y + 34, x + 30 : x + 34] = 0
-    return SlideReader.open(img, mpp=0.25)
+    return SlideReader.open(img, slide_mpp=0.25)
 
 
 def _dark_centroid(img):
@@ -65,7 +65,7 @@ def test_single_scale_equals_read_region_and_border_white():
 def test_grid_reader_mismatch_and_bad_scales():
     reader = _dot_slide()
     grid = PatchGrid.from_reader(reader, mpp=0.5, size=32, tissue=None)
-    other = SlideReader.open(np.zeros((10, 10, 3), np.uint8), mpp=0.25)
+    other = SlideReader.open(np.zeros((10, 10, 3), np.uint8), slide_mpp=0.25)
     with pytest.raises(ValueError, match="grid was made for a slide"):
         read_patches(other, grid)
     with pytest.raises(ValueError, match="scales"):

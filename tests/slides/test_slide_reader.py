@@ -112,7 +112,7 @@ def test_entirely_outside_raises(planted_slide):
 
 
 def test_thumbnail_and_mpp_override(planted_slide):
-    with SlideReader.open(planted_slide, mpp=0.3) as r:
+    with SlideReader.open(planted_slide, slide_mpp=0.3) as r:
         assert r.mpp == (0.3, 0.3)
         th = r.thumbnail(max_size=256)  # downsample 4 = level 2 exactly
         assert th.shape == (192, 256, 3)
@@ -122,7 +122,7 @@ def test_thumbnail_and_mpp_override(planted_slide):
 
 def test_tissue_like_patch_from_array_reader():
     grey = np.tile(np.arange(0, 200, 2, dtype=np.uint8), (50, 1))  # 50 x 100 grey ramp
-    r = SlideReader.open(grey, mpp=1.0)
+    r = SlideReader.open(grey, slide_mpp=1.0)
     assert r.dimensions == (100, 50) and r.path is None and r.vendor == "array"
     out = r.read_region((10, 0), (4, 2))
     assert np.array_equal(out[..., 0], grey[:2, 10:14]) and np.array_equal(out[..., 1], out[..., 2])
@@ -150,7 +150,7 @@ def test_plain_image_mpp_from_tags_and_missing(tmp_path):
             _ = r.mpp
         with pytest.raises(MissingMPPError, match=path.name):
             PatchGrid.from_reader(r, mpp=0.5, size=16, tissue=None)
-        assert SlideReader.open(path, mpp=0.5).mpp == (0.5, 0.5)
+        assert SlideReader.open(path, slide_mpp=0.5).mpp == (0.5, 0.5)
 
 
 def test_bad_inputs(tmp_path, synthetic_slide):
@@ -166,7 +166,7 @@ def test_bad_inputs(tmp_path, synthetic_slide):
     with pytest.raises(ValueError, match="truncated.tif"), SlideReader.open(truncated) as r:
         r.read_region((0, 0), r.dimensions)
     with pytest.raises(ValueError, match="mpp"):
-        SlideReader.open(np.zeros((4, 4, 3), np.uint8), mpp=-1)
+        SlideReader.open(np.zeros((4, 4, 3), np.uint8), slide_mpp=-1)
     with pytest.raises(ValueError, match="size"):
         SlideReader.open(np.zeros((4, 4, 3), np.uint8)).read_region((0, 0), (0, 3))
     with pytest.raises(ValueError, match="channels"):
@@ -176,7 +176,7 @@ def test_bad_inputs(tmp_path, synthetic_slide):
 def test_pickle_and_reopen_give_independent_handles(planted_slide):
     import pickle
 
-    with SlideReader.open(planted_slide, mpp=0.3) as r:
+    with SlideReader.open(planted_slide, slide_mpp=0.3) as r:
         region = r.read_region((200, 100), (64, 48), mpp=0.6)
         for other in (pickle.loads(pickle.dumps(r)), r.reopen()):
             assert other._backend is not r._backend and other.mpp == (0.3, 0.3)
