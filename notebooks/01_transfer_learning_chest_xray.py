@@ -191,8 +191,16 @@ gain = leak["image level (leaky)"] - leak["grouped by patient"]
 print(f"AUC gain of image-level CV over patient-grouped CV: 1-NN {gain['knn']:+.3f}, logreg {gain['logreg']:+.3f} "
       "(one split seed; not a significance test)")
 
+# %% [markdown]
+# How big the leak is depends on the data. Here few patients have two images and a patient's two X-rays
+# are rarely near-copies in feature space, so image-level CV flatters the AUC only a little. That does not
+# make it safe: the grouped split is the one that matches deployment (new patients), and on data where
+# the units are strongly alike (many tiles of one slide, several views of one lesion) the same mistake
+# costs far more; notebook 4 measures it across slides.
+
 # %%
-print(f"notebook ran in {time.perf_counter() - t_start:.0f} s (FULL = {FULL})")
+print(f"notebook ran in {time.perf_counter() - t_start:.0f} s wall, {time.process_time():.0f} s CPU "
+      f"(kernel process, all threads; FULL = {FULL})")
 
 # %% [markdown]
 # ## Exercises

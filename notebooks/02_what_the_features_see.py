@@ -220,7 +220,8 @@ for j, i in enumerate(shown):
                      title=f"{name}: score drop", alpha=0.6)
 
 # %%
-print(f"notebook ran in {time.perf_counter() - t_start:.0f} s (FULL = {FULL})")
+print(f"notebook ran in {time.perf_counter() - t_start:.0f} s wall, {time.process_time():.0f} s CPU "
+      f"(kernel process, all threads; FULL = {FULL})")
 
 # %% [markdown]
 # ## Exercises

@@ -168,7 +168,8 @@ recovered.round(3)
 # per-slide comparison of exercise 5.
 
 # %%
-print(f"notebook ran in {time.perf_counter() - t_start:.0f} s (FULL = {FULL})")
+print(f"notebook ran in {time.perf_counter() - t_start:.0f} s wall, {time.process_time():.0f} s CPU "
+      f"(kernel process, all threads; FULL = {FULL})")
 
 # %% [markdown]
 # ## Exercises

@@ -46,9 +46,10 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
                     "it is not on this machine")
     if data is not None:
         monkeypatch.setenv("MEDFEAT_SHARED_DATA", str(data))
-    # The kernel imports this checkout's medfeat and draws off-screen.
+    # The kernel imports this checkout's medfeat; its matplotlib uses the headless inline backend, so
+    # the kept notebooks hold their figures.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     nb = jupytext.read(path)
     text = "".join(c.source for c in nb.cells)
     assert "FULL = False" in text, "every notebook has a visible FULL = False switch"
