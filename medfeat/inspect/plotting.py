@@ -31,6 +31,14 @@ def plot_overlay(image, heat, ax=None, *, alpha=0.5, cmap="magma", title=None, c
     Returns
     -------
     matplotlib Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from matplotlib.figure import Figure
+    >>> ax = Figure().add_subplot()
+    >>> plot_overlay(np.zeros((8, 8, 3), np.uint8), np.ones((8, 8)), ax, colorbar=False) is ax
+    True
     """
     ax = _axes(ax, figsize=(4, 4))
     img = np.asarray(image)
@@ -69,6 +77,14 @@ def plot_channels(activation, channels=None, axes=None, *, cmap="viridis", title
     Returns
     -------
     list of matplotlib Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from matplotlib.figure import Figure
+    >>> act = np.zeros((4, 5, 5)); act[2] += 1.0
+    >>> [ax.get_title() for ax in plot_channels(act, axes=Figure().subplots(1, 2))]
+    ['ch 2', 'ch 0']
     """
     act = np.asarray(activation, dtype=np.float64)
     if act.ndim != 3:
@@ -111,6 +127,14 @@ def plot_embedding(embedding, labels=None, ax=None, *, markers=None, title=None,
     Returns
     -------
     matplotlib Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from matplotlib.figure import Figure
+    >>> ax = plot_embedding(np.eye(4, 2), ["a", "a", "b", "b"], Figure().add_subplot())
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['a', 'b']
     """
     z = np.asarray(embedding, dtype=np.float64)
     if z.ndim != 2 or z.shape[1] != 2:
