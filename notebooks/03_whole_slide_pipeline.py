@@ -17,7 +17,7 @@
 #    the **patch grid** drawn on the thumbnail, and **multiscale patches** (same centre, more context);
 # 2. on synthetic H&E-like slides with **known lesion outlines**: a patch classifier trained on two
 #    slides, its operating point fixed on a third, a **heatmap** of a test slide with the ground truth
-#    outlined, **patch-level ROC** and the **FROC** of lesion detection.
+#    outlined, **patch-level ROC**, slide scores and the **FROC** of lesion detection.
 #
 # **Honest numbers.** Patches are the unit of the ROC, but neighbouring patches of one slide are
 # correlated, and there are only two test slides: the patch-level CI is optimistic and no slide-level CI
@@ -155,6 +155,20 @@ test
 # %%
 ax = test.plot(label="test patches")
 val.plot(ax, label="validation slide", band=False, operating_points=False, chance=False)
+
+# %% [markdown]
+# ## Slide level: one score per slide
+# Liu et al. score a slide by its heatmap's maximum; the mean of the top 5 patches is less sensitive to one
+# false-positive patch. A slide-level ROC needs many slides of each kind: with one tumour and one normal
+# test slide there is nothing to estimate, so only the scores are shown.
+
+# %%
+import pandas as pd
+
+from medfeat.classifiers import aggregate_slide_scores
+
+slide_of = np.concatenate([np.full(len(hm.scores), n) for n, hm in heatmaps.items()])
+pd.DataFrame({m: aggregate_slide_scores(s_test, slide_of, m) for m in ("max", "topk_mean", "mean")}).round(3)
 
 # %% [markdown]
 # ## FROC: lesion detection, CAMELYON16 rules
