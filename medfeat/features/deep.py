@@ -29,6 +29,7 @@ torch, torchvision and timm are imported inside functions only.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections import namedtuple
 
@@ -39,11 +40,19 @@ from sklearn.utils.validation import check_is_fitted
 from medfeat._checks import check_image, check_image_batch, check_positive_int
 
 from ._base import stack_if_same_shape
+from ._malloc import tune_malloc
 
 __all__ = ["DeepFeatures", "ImageNetPrediction", "predict_imagenet"]
 
+logger = logging.getLogger(__name__)
+
 _POOLS = ("avg", "max", "avgmax", "gem", "flatten")
-_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+_RUNTIMES = ("auto", "eager", "compile", "onnx")
+_INT8_CALIBRATION_IMAGES = 64  # images of fit(X) used to calibrate int8 activation ranges
+# runtime="auto" on the CPU runs eager PyTorch for the first images and exports to ONNX Runtime once a
+# transform call brings the count to this many: the export (a few seconds) then pays for itself.
+_AUTO_ONNX_AFTER = 512
 _GEM_P = 3.0  # generalised-mean exponent of Radenovic et al. (their fixed default)
 _GEM_EPS = 1e-6
 
@@ -179,6 +188,40 @@ def _resolve_precision(precision, device):
     return precision
 
 
+def _resolve_runtime(runtime, precision, device):
+    """(runtime, precision) actually used; ``"auto"`` runtime is the fastest exact path available.
+
+    On the CPU that is ONNX Runtime fp32 when onnxruntime is installed (features within
+    ``EXACT_RTOL`` of eager fp32, measured faster: benchmarks/results/peers.md), else eager PyTorch.
+    int8 runs only through ONNX Runtime on the CPU; bf16/fp16 only through PyTorch (autocast).
+    """
+    from ._runtime import onnxruntime_available
+
+    if runtime not in _RUNTIMES:
+        raise ValueError(f"runtime must be one of {_RUNTIMES}, got {runtime!r}.")
+    precision = _resolve_precision(precision, device)
+    if device.type != "cpu":
+        if runtime == "onnx" or precision == "int8":
+            raise ValueError(
+                f"runtime={runtime!r}, precision={precision!r} on {device.type}: ONNX Runtime and int8 run on the "
+                "CPU here (device='cpu'); on a GPU use runtime 'eager' or 'compile' with precision 'bf16'/'fp16'."
+            )
+        return ("eager" if runtime == "auto" else runtime), precision
+    if precision == "int8":
+        if runtime not in ("auto", "onnx"):
+            raise ValueError(f"precision='int8' runs through ONNX Runtime: use runtime='onnx' (or 'auto'), "
+                             f"not {runtime!r}.")
+        return "onnx", precision
+    if precision in ("bf16", "fp16"):
+        if runtime == "onnx":
+            raise ValueError(f"runtime='onnx' runs fp32 or int8 on the CPU, not precision={precision!r}; use "
+                             "runtime='eager' or 'compile' for bf16/fp16 autocast.")
+        return ("eager" if runtime == "auto" else runtime), precision
+    if runtime == "auto":
+        return ("onnx" if onnxruntime_available() else "eager"), precision
+    return runtime, precision
+
+
 def _autocast(precision, device):
     import torch
 
@@ -304,11 +347,22 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         Images per forward pass; memory use is bounded by one batch.
     device : str, default "auto"
         ``"auto"`` uses CUDA when available, else the CPU; or ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
-    precision : {"auto", "fp32", "bf16", "fp16"}, default "auto"
-        ``"auto"`` is bf16 autocast on CUDA and fp32 on the CPU. Features are always returned as float32.
-    compile : bool or str, default False
-        Wrap the extractor in ``torch.compile`` (a string is passed as its ``mode``); the first
-        batch then pays the compilation time.
+    precision : {"auto", "fp32", "bf16", "fp16", "int8"}, default "auto"
+        ``"auto"`` is bf16 autocast on CUDA and fp32 on the CPU. ``"bf16"``/``"fp16"``: PyTorch autocast
+        (fast on GPUs and CPUs with AVX-512 BF16/AMX; slow on others). ``"int8"``: static post-training
+        quantisation run by ONNX Runtime on the CPU, activation ranges calibrated on the images given to
+        ``fit`` (required); features move by a few percent (see benchmarks/README.md). Features are
+        always returned as float32.
+    runtime : {"auto", "eager", "compile", "onnx"}, default "auto"
+        What runs the network. ``"eager"``: PyTorch, channels-last. ``"compile"``: ``torch.compile``
+        (Inductor, frozen weights; the first batch pays a compilation of tens of seconds; needs a C++
+        compiler on the CPU). ``"onnx"``: exported to ONNX and run by ONNX Runtime on the CPU
+        (``pip install medfeat[onnx]``; export takes a few seconds in ``fit``). ``"auto"``: on the CPU,
+        ONNX Runtime for fp32/int8 when onnxruntime is installed, else ``"eager"``; on a GPU ``"eager"``.
+        fp32 runtimes agree with eager fp32 to a relative ``1e-4`` of the features' largest value
+        (measured: about 1e-6), so ``"auto"`` may switch: it runs eager PyTorch until a ``transform``
+        call brings the images seen to 512, then exports the network once to ONNX Runtime (the export
+        costs seconds, so small jobs and tests never pay it). ``runtime_`` says which one ran last.
     progress : bool, default False
         Show a tqdm bar over batches.
 
@@ -324,8 +378,11 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         Alias -> number of features of that layer.
     n_features_out_ : int
         Total number of features.
-    device_, precision_ : str
-        Resolved device and precision.
+    device_, precision_, runtime_ : str
+        Resolved device, precision and runtime.
+    int8_model_ : bytes
+        Only with ``precision="int8"``: the calibrated quantised ONNX model (kept in pickles, since it
+        cannot be rebuilt without the calibration images).
 
     See Also
     --------
@@ -339,6 +396,11 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
     batch size (up to float rounding). Pickles hold parameters and fitted metadata only; the network
     is rebuilt from ``backbone``/``weights`` on first use after loading (so a checkpoint path must
     still exist there).
+
+    On the CPU the first fit or transform tunes glibc's malloc for large activations (see
+    ``medfeat/features/_malloc.py``: freed activations stay in the heap instead of being unmapped and
+    page-faulted in again every batch, worth ~1.2-1.5x on ResNet-50); ``MEDFEAT_TUNE_MALLOC=0`` in the
+    environment switches it off.
 
     References
     ----------
@@ -368,7 +430,7 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         batch_size=32,
         device="auto",
         precision="auto",
-        compile=False,
+        runtime="auto",
         progress=False,
     ):
         self.backbone = backbone
@@ -379,7 +441,7 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.device = device
         self.precision = precision
-        self.compile = compile
+        self.runtime = runtime
         self.progress = progress
 
     @classmethod
@@ -421,9 +483,9 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         check_positive_int(self.batch_size, "batch_size")
         if self.precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}.")
-        if not isinstance(self.compile, (bool, str)):
-            raise ValueError(f"compile must be a bool or a torch.compile mode string, got {self.compile!r}.")
-        _resolve_device(self.device)
+        if _resolve_runtime(self.runtime, self.precision, _resolve_device(self.device))[1] == "int8" and X is None:
+            raise ValueError("precision='int8' calibrates its activation ranges on images: call fit(X) with a few "
+                             "dozen representative images.")
         if self.input_size != "auto":
             self._resolve_size(None)
         if isinstance(self.layers, dict) and (not self.layers or not all(isinstance(k, str) and k for k in self.layers)):
@@ -463,18 +525,48 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         return backbone, self._layer_map(backbone)
 
     def _to_device(self, extractor):
-        """Move the extractor to the target device, channels-last, compiled if asked."""
+        """Move the extractor to the target device, channels-last."""
         import torch
 
         device = _resolve_device(self.device)
+        tune_malloc()
         if isinstance(extractor, torch.nn.Module):
             extractor = extractor.to(device=device, memory_format=torch.channels_last)
         else:
             extractor.model.to(device=device, memory_format=torch.channels_last)
-        if self.compile:
-            mode = self.compile if isinstance(self.compile, str) else None
-            extractor = torch.compile(extractor, mode=mode)
         return device, extractor
+
+    def _runtime_extractor(self, extractor, runtime, size, calibration=None):
+        """The callable that runs the network with ``runtime`` (eager: ``extractor`` itself)."""
+        import torch
+
+        from . import _runtime
+
+        if runtime == "eager":
+            return extractor
+        if runtime == "compile":
+            return _runtime.compile_extractor(extractor)
+        if not isinstance(extractor, torch.nn.Module):
+            raise ValueError(f"runtime='onnx' needs a traceable model; {self.backbone!r} is run through forward "
+                             "hooks (use runtime='eager').")
+        aliases = list(self.layers_)
+        if getattr(self, "int8_model_", None) is not None:
+            return _runtime.OrtExtractor(self.int8_model_, aliases)
+        model = _runtime.export_onnx(extractor, aliases, size)
+        if calibration is not None:
+            self.int8_model_ = model = _runtime.quantize_int8(model, calibration)
+        return _runtime.OrtExtractor(model, aliases)
+
+    def _calibration(self, X, mean, std):
+        """Normalised NHWC float32 batches of the first images of X, as transform would prepare them."""
+        import torch
+
+        X = X[:_INT8_CALIBRATION_IMAGES]
+        batches = []
+        with torch.inference_mode():
+            for _, batch in self._batches(X, min(int(self.batch_size), 16)):
+                batches.append(_prepare(batch, self.input_size_, mean, std).permute(0, 2, 3, 1).numpy().copy())
+        return batches
 
     def fit(self, X=None, y=None):
         """Build the network. No learning: ``X`` is only used for its patch size when ``input_size=None``.
@@ -489,7 +581,10 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         -------
         self
         """
+        import torch
+
         self._validate_params(X)
+        tune_malloc()
         backbone, layers = self._load()
         size = self._resolve_size(backbone)
         probe = size
@@ -514,16 +609,41 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
             raw = _probe(backbone, extractor, probe)
         device, extractor = self._to_device(_set_pool(extractor, self.pool))
         self.backbone_ = backbone
-        self.extractor_ = extractor
         self.layers_ = layers
         self.input_size_ = size
         self.device_ = str(device)
-        self.precision_ = _resolve_precision(self.precision, device)
+        self.runtime_, self.precision_ = _resolve_runtime(self.runtime, self.precision, device)
+        self.int8_model_ = None
+        self.onnx_after_ = None
+        self.n_seen_ = 0
+        self.probe_size_ = tuple(int(v) for v in probe)
+        if self.runtime == "auto" and self.runtime_ == "onnx" and self.precision_ == "fp32":
+            # The export costs seconds: "auto" runs eager until the work makes it pay (see transform).
+            self.runtime_, self.onnx_after_ = "eager", _AUTO_ONNX_AFTER
+        calibration = None
+        if self.precision_ == "int8":
+            mean, std = _normaliser(backbone.mean, backbone.std, torch.device("cpu"))
+            calibration = self._calibration(X, mean, std)
+        self.extractor_ = self._runtime_extractor(extractor, self.runtime_, probe, calibration)
         self.layer_ndims_ = {alias: int(raw[alias].ndim) for alias in layers}
         self.layer_dims_ = {alias: int(_pool(raw[alias], self.pool).shape[1]) for alias in layers}
-        self.probe_size_ = tuple(int(v) for v in probe)
         self.n_features_out_ = int(sum(self.layer_dims_.values()))
         return self
+
+    def _maybe_switch_to_onnx(self, n):
+        """runtime="auto" on a CPU with onnxruntime: switch to ONNX Runtime once enough images come."""
+        if getattr(self, "onnx_after_", None) is None:
+            return
+        self.n_seen_ = getattr(self, "n_seen_", 0) + n
+        if self.n_seen_ < self.onnx_after_:
+            return
+        self.onnx_after_ = None
+        try:
+            extractor = self._runtime_extractor(self.extractor_, "onnx", self.probe_size_)
+        except Exception as exc:  # noqa: BLE001 - eager gives the same features; keep it
+            logger.warning("ONNX export of %s failed (%s); staying with eager PyTorch", self.backbone, exc)
+            return
+        self.runtime_, self.extractor_ = "onnx", extractor
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -537,8 +657,14 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         if getattr(self, "extractor_", None) is None:  # unpickled: rebuild from the parameters
             backbone, layers = self._load()
             device, extractor = self._to_device(_build_extractor(backbone, layers, self.pool))
-            self.backbone_, self.extractor_, self.device_ = backbone, extractor, str(device)
-            self.precision_ = _resolve_precision(self.precision, device)  # e.g. pickled on a GPU host
+            self.backbone_, self.device_ = backbone, str(device)
+            if getattr(self, "runtime_", None) is None:  # pickled by an older medfeat
+                self.runtime_, self.int8_model_ = "eager", None
+            if device.type != "cpu" and self.runtime_ == "onnx":  # e.g. pickled on a CPU host
+                self.runtime_ = "eager"
+            if self.precision_ != "int8":
+                self.precision_ = _resolve_precision(self.precision, device)  # e.g. pickled on a GPU host
+            self.extractor_ = self._runtime_extractor(extractor, self.runtime_, self.probe_size_)
         return self.extractor_
 
     # -- transform -----------------------------------------------------------------------------
@@ -558,7 +684,9 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
 
         check_is_fitted(self, "n_features_out_")
         X = _as_batch(X)
-        extractor = self._ensure_model()
+        self._ensure_model()
+        self._maybe_switch_to_onnx(len(X))
+        extractor = self.extractor_
 
         device = torch.device(self.device_)
         mean, std = _normaliser(self.backbone_.mean, self.backbone_.std, device)
@@ -571,16 +699,21 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         batches = self._batches(X, bs)
         if device.type != "cpu":
             batches = _staged(batches, device, pin=device.type == "cuda")
+        # One compiled graph for every batch: pad a short last batch (rows are independent in eval mode).
+        pad_to = bs if self.runtime_ == "compile" else None
         with torch.inference_mode(), _cpu_threads(device), tqdm(
             total=n, disable=not self.progress, desc="DeepFeatures", unit="img"
         ) as bar:
             for start, batch in batches:
                 self._check_size(batch)
-                with _autocast(self.precision_, device):
+                m = len(batch)
+                if pad_to is not None and m < pad_to:
+                    batch = torch.cat([batch, batch[-1:].expand(pad_to - m, *batch.shape[1:])])
+                with _autocast(self.precision_ if self.runtime_ != "onnx" else "fp32", device):
                     feats = extractor(_prepare(batch, self.input_size_, mean, std))
                 block = torch.cat([feats[a].float() for a in aliases], dim=1) if len(aliases) > 1 else feats[aliases[0]]
-                out[start:start + len(batch)] = block.cpu().numpy()
-                bar.update(len(batch))
+                out[start:start + m] = block[:m].float().cpu().numpy()
+                bar.update(m)
         return out
 
     def forward_tensor(self, x, *, pooled=True):
@@ -627,6 +760,8 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         extractor = self._ensure_model()
         if not pooled:
             extractor = _build_extractor(self.backbone_, self.layers_, "raw")
+        elif self.runtime_ != "eager":  # ONNX Runtime and compiled graphs have no autograd
+            extractor = _build_extractor(self.backbone_, self.layers_, self.pool)
         device = torch.device(self.device_)
         mean, std = _normaliser(self.backbone_.mean, self.backbone_.std, device)
         x = x.to(device=device, dtype=torch.float32)
