@@ -153,19 +153,28 @@ def _check_slides(slides):
         raise FileNotFoundError(f"slide not found: {what}")
 
 
+def _driver_sees_files(args):
+    # Workers of a remote scheduler read the slides, maybe from paths this machine does not have.
+    scheduler = getattr(args, "scheduler", None)
+    return scheduler is None or scheduler == "local" or scheduler.startswith("local:")
+
+
 def _cmd_extract(args):
     from medfeat.pipelines import extract_features
 
-    _check_slides(args.slides)
-    if args.annotations is not None and not Path(args.annotations).is_dir():
-        raise FileNotFoundError(f"annotations directory not found: {args.annotations}")
+    if _driver_sees_files(args):
+        _check_slides(args.slides)
+        if args.annotations is not None and not Path(args.annotations).is_dir():
+            raise FileNotFoundError(f"annotations directory not found: {args.annotations}")
     transformer = _features_from_args(args)
+    if args.scheduler is not None:
+        return _extract_distributed(args, transformer)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         results = extract_features(
             args.slides, transformer, args.out, mpp=args.mpp, size=args.size, stride=args.stride,
             tissue=None if args.tissue == "none" else args.tissue, min_tissue=args.min_tissue,
-            scales=tuple(args.scales), batch_size=args.batch_size, num_workers=args.workers,
+            scales=tuple(args.scales), batch_size=args.batch_size, num_workers=args.reader_threads,
             overwrite=args.overwrite, progress=not args.quiet, annotations_dir=args.annotations,
             slide_mpp=args.slide_mpp, label_rule=_rule_from_args(args),
         )
@@ -179,6 +188,35 @@ def _cmd_extract(args):
         print(f"{PROG}: error: {len(failed)} of {len(results)} slides failed (the others were written)", file=sys.stderr)
         return 1
     return 0
+
+
+def _report_many(args, results, what):
+    # the distributed runner's per-slide outcome; the summary table beside the outputs has the details
+    failed = [r for r in results if r.status == "failed"]
+    for r in results:
+        if r.status == "failed":
+            print(f"{PROG}: failed {r.slide} after {r.attempts} attempt(s): {r.error}", file=sys.stderr)
+        else:
+            _say(args, f"{r.status:8s} {r.path}")
+    _say(args, f"summary: {args.out}/{what}-summary.csv (and .json)")
+    if failed:
+        print(f"{PROG}: error: {len(failed)} of {len(results)} slides failed (the others were written)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _extract_distributed(args, transformer):
+    from medfeat.pipelines.distributed import extract_slide_features_many
+
+    results = extract_slide_features_many(
+        args.slides, transformer, args.out, client=args.scheduler, retries=args.retries,
+        reader_threads=args.reader_threads, mpp=args.mpp, size=args.size, stride=args.stride,
+        tissue=None if args.tissue == "none" else args.tissue, min_tissue=args.min_tissue,
+        scales=tuple(args.scales), batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.quiet,
+        annotations_dir=args.annotations, slide_mpp=args.slide_mpp, label_rule=_rule_from_args(args),
+    )
+    return _report_many(args, results, "extract")
 
 
 def _cmd_train(args):
@@ -258,11 +296,9 @@ def _cmd_heatmap(args):
     from medfeat.pipelines.workflow import write_heatmap_outputs
 
     model, metadata = _load_any_model(args.model, args.trust)
-    if args.features_dir is None:
+    if args.features_dir is None and _driver_sees_files(args):
         _check_slides(args.slides)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if args.annotations is not None and not Path(args.annotations).is_dir():
+    if args.annotations is not None and _driver_sees_files(args) and not Path(args.annotations).is_dir():
         raise FileNotFoundError(f"--annotations directory not found: {args.annotations}")
     rule = _rule_from_args(args)
     if isinstance(model, SlidePatchClassifier):
@@ -279,7 +315,21 @@ def _cmd_heatmap(args):
             settings[key] = getattr(args, key)
     if args.features_dir is not None and not isinstance(model, SlidePatchClassifier):
         raise ValueError("--features-dir needs a model written by `medfeat train` (a classifier on stored features).")
-    maker = SlideHeatmap(model, tta=args.tta, batch_size=args.batch_size, num_workers=args.workers,
+    if args.scheduler is not None:
+        if args.features_dir is not None:
+            raise ValueError("--features-dir scores stored features in this process; drop --scheduler.")
+        from medfeat.pipelines.distributed import heatmap_slides_many
+
+        results = heatmap_slides_many(
+            model, args.slides, args.out, client=args.scheduler, retries=args.retries,
+            reader_threads=args.reader_threads, threshold=args.threshold, annotations_dir=args.annotations,
+            rule=rule, objects=args.objects, positive_class=args.positive_class_name,
+            negative_class=args.negative_class_name, tta=args.tta, batch_size=args.batch_size,
+            slide_mpp=args.slide_mpp, positive_label=args.positive_label, progress=not args.quiet, **settings)
+        return _report_many(args, results, "heatmap")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    maker = SlideHeatmap(model, tta=args.tta, batch_size=args.batch_size, num_workers=args.reader_threads,
                          progress=not args.quiet, slide_mpp=args.slide_mpp, positive_label=args.positive_label,
                          **settings)
     failed = 0
@@ -377,6 +427,17 @@ def _cmd_demo(args):
 # ------------------------------------------------------------------------------------------------------
 
 
+def _scale_out_args(p):
+    p.add_argument("--reader-threads", "--workers", dest="reader_threads", type=int, default=2,
+                   help="patch-reading threads per slide (default 2; --workers is the old name)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS|local:N",
+                   help="run one Dask task per slide: the address of a running `dask scheduler` "
+                        "(tcp://host:8786 or a scheduler JSON file) or local:N for N local worker processes "
+                        '(needs `pip install "medfeat[dask]"`); a summary table is written beside the outputs')
+    p.add_argument("--retries", type=int, default=2,
+                   help="with --scheduler: times a failed slide is retried before it is reported (default 2)")
+
+
 def _add_class_args(p, *, unannotated_default="error"):
     g = p.add_argument_group("annotation classes (names as in QuPath classification / ASAP PartOfGroup; "
                              "shell patterns allowed)")
@@ -451,7 +512,7 @@ def build_parser():
     p.add_argument("--min-tissue", type=float, default=0.5)
     p.add_argument("--annotations", default=None, help="directory of <slide>.xml/.geojson: store patch labels")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=2, help="slide reader workers")
+    _scale_out_args(p)
     p.add_argument("--slide-mpp", type=float, default=None, help="mpp of slides that do not record it")
     p.add_argument("--overwrite", action="store_true", help="recompute finished stores")
     _add_class_args(p, unannotated_default="skip")
@@ -492,7 +553,7 @@ def build_parser():
                    help="GeoJSON region threshold (default: the model's own, else 0.5 for predict_proba scores and "
                         "0 for decision values)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=2)
+    _scale_out_args(p)
     p.add_argument("--slide-mpp", type=float, default=None)
     p.add_argument("--trust", action="store_true",
                    help="load a model containing types not on the safe list (only for files you trust)")

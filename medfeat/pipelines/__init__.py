@@ -13,6 +13,7 @@ Examples
 from .compare import CompareResult, compare_image_folder
 from .config import make_features
 from .demo import run_demo
+from .distributed import SlideTaskResult, extract_slide_features_many, heatmap_slides_many
 from .extraction import EmptyTissueError, ExtractionResult, extract_features, extract_slide_features
 from .heatmap import Heatmap, SlideHeatmap, heatmap_from_features, is_calibrated, positive_scores
 from .labels import ClassRule, annotation_summary, slide_labels
@@ -39,6 +40,7 @@ __all__ = [
     "SavedModel",
     "SlideHeatmap",
     "SlidePatchClassifier",
+    "SlideTaskResult",
     "SlideTrainingResult",
     "UntrustedModelError",
     "annotation_summary",
@@ -47,8 +49,10 @@ __all__ = [
     "evaluate_predictions",
     "extract_features",
     "extract_slide_features",
+    "extract_slide_features_many",
     "froc_from_heatmaps",
     "heatmap_from_features",
+    "heatmap_slides_many",
     "is_calibrated",
     "load_model",
     "load_slide_features",
