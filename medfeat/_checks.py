@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "FEATURE_PRESETS",
+    "HANDCRAFTED_FAMILIES",
     "JSONMixin",
     "ResultDisplay",
     "WINDOW_PRESETS",
@@ -55,6 +57,16 @@ __all__ = [
     "write_text_atomic",
 ]
 
+
+# --------------------------------------------------------------------------------------------------------
+# names shared by the command line (which must parse without importing scikit-learn or torch) and the
+# pipelines: defined here once
+# --------------------------------------------------------------------------------------------------------
+
+#: The handcrafted feature families, each a feature set of its own in comparisons.
+HANDCRAFTED_FAMILIES = ("lbp", "gist", "color", "glcm")
+#: Feature presets of :func:`medfeat.pipelines.make_feature_transformer` (sorted).
+FEATURE_PRESETS = tuple(sorted(HANDCRAFTED_FAMILIES + ("deep", "fusion", "handcrafted")))
 
 def optional_import(module, *, purpose=None, package=None):
     """Import ``module`` or raise an ImportError that says how to install it.

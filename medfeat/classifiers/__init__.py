@@ -10,14 +10,16 @@ Examples
 """
 
 from .aggregate import aggregate_slide_scores
-from .positive import positive_class
+from .positive import class_scores, positive_class, positive_scores
 from .presets import XGBoostClassifier, decision_scores, list_classifiers, make_classifier
 
 __all__ = [
     "XGBoostClassifier",
     "aggregate_slide_scores",
+    "class_scores",
     "decision_scores",
     "list_classifiers",
     "make_classifier",
     "positive_class",
+    "positive_scores",
 ]

@@ -21,6 +21,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from .._checks import optional_import
+from .positive import class_scores
 
 __all__ = [
     "CLASSIFIER_DEFAULTS",
@@ -173,6 +174,10 @@ def decision_scores(estimator, X):
     """
     check_is_fitted(estimator)
     classes = getattr(estimator, "classes_", None)
+    if classes is not None and len(classes) == 2 and (
+        hasattr(estimator, "predict_proba") or hasattr(estimator, "decision_function")
+    ):
+        return class_scores(estimator, X, classes[1])[0]
     if hasattr(estimator, "predict_proba"):
         scores = np.asarray(estimator.predict_proba(X), dtype=np.float64)
         if scores.ndim == 2 and scores.shape[1] == 2:

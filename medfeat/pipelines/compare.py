@@ -23,10 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._checks import ResultDisplay
+from .._checks import HANDCRAFTED_FAMILIES, ResultDisplay, json_safe, write_atomic, write_text_atomic
 from ..classifiers import make_classifier
-from .._checks import json_safe, write_atomic, write_text_atomic
-from .patch import cross_validate_groups, macro_ovr_auc
+from .patch import cross_validate_groups, macro_ovr_auc, make_feature_transformer
 
 __all__ = [
     "DEFAULT_CLASSIFIERS",
@@ -37,14 +36,14 @@ __all__ = [
     "compare_image_folder",
 ]
 
-DEFAULT_FEATURE_SETS = ("lbp", "gist", "color", "glcm", "deep", "fusion")
+DEFAULT_FEATURE_SETS = HANDCRAFTED_FAMILIES + ("deep", "fusion")
 DEFAULT_CLASSIFIERS = ("logreg", "linear_svm", "rbf_svm")
 #: EfficientNet-Lite0 stages used as separate feature sets, the analogue of Bar et al.'s Decaf
 #: L5/L6/L7: the last three MBConv stages (112, 192, 320 channels) and the 1280-channel head ("bn2"),
 #: each global-average pooled.
 DEFAULT_DEEP_LAYERS = ("blocks.4", "blocks.5", "blocks.6", "bn2")
-_HANDCRAFTED = ("lbp", "gist", "color", "glcm")
-_KNOWN_SETS = _HANDCRAFTED + ("deep", "fusion")
+_HANDCRAFTED = HANDCRAFTED_FAMILIES
+_KNOWN_SETS = DEFAULT_FEATURE_SETS
 
 
 @dataclass(repr=False)
@@ -99,19 +98,13 @@ class CompareResult(ResultDisplay):
 
 
 def _transformer(name, deep_backbone, deep_layers, n_jobs, bit_depth=None):
-    from .. import features as F
-
-    if name == "lbp":
-        return F.LBPHistogram(n_jobs=n_jobs)
-    if name == "gist":
-        return F.GIST(n_jobs=n_jobs)
-    if name == "color":
-        return F.ColorFeatures(bit_depth=bit_depth, n_jobs=n_jobs)
-    if name == "glcm":
-        return F.GLCMFeatures(bit_depth=bit_depth, n_jobs=n_jobs)
+    """The extractor of one feature set, from the one preset factory (:func:`make_feature_transformer`)."""
     if name == "deep":
-        return F.DeepFeatures(backbone=deep_backbone, layers=list(deep_layers), progress=False)
-    raise AssertionError(name)
+        return make_feature_transformer("deep", backbone=deep_backbone, layers=list(deep_layers), progress=False)
+    params = {"n_jobs": n_jobs}
+    if name in ("color", "glcm"):
+        params["bit_depth"] = bit_depth
+    return make_feature_transformer(name, **params)
 
 
 # Parameters that change speed or display but not the features: a cache made with other values is reused.
@@ -624,7 +617,7 @@ def compare_image_folder(
         for key in it:
             cvs[key] = cross_validate_groups(
                 make_classifier(key[1]), sets[key[0]], y, groups, n_splits=n_splits, random_state=random_state,
-                train_copies=set_copies.get(key[0]),
+                train_copies=set_copies.get(key[0]), positive_label=positive,
             )
     timings["cv_seconds"] = round(time.perf_counter() - t_cv, 2)
 

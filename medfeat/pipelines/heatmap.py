@@ -18,63 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from .._checks import ResultDisplay, write_atomic
+from ..classifiers.positive import positive_scores
 from ..slides.spec import DEFAULT_BATCH_SIZE, DEFAULT_NUM_WORKERS, GridSpec, check_batch_size
 
 __all__ = ["Heatmap", "SlideHeatmap", "heatmap_from_features", "is_calibrated", "positive_scores"]
-
-
-def positive_scores(model, X, positive_label=None):
-    """Scores of the positive class: ``predict_proba[:, positive]`` or ``decision_function``.
-
-    The positive class follows :func:`medfeat.classifiers.positive_class`: ``positive_label`` if given,
-    else the one the model recorded (``positive_label_``, set by :class:`SlidePatchClassifier`), else ``1``
-    of 0/1 classes; other classes without a stated positive label are an error, never the last class.
-
-    Parameters
-    ----------
-    model : fitted estimator
-    X : array-like
-        Input accepted by ``model``.
-    positive_label : object, optional
-        The positive class, for models that do not record one.
-
-    Returns
-    -------
-    scores : ndarray of float64, shape (n,)
-    kind : {"probability", "decision"}
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> m = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
-    >>> s, kind = positive_scores(m, np.array([[0.0], [1.0]]))
-    >>> kind, bool(s[1] > s[0])
-    ('probability', True)
-    """
-    from medfeat.classifiers import positive_class
-
-    if not hasattr(model, "predict_proba") and not hasattr(model, "decision_function"):
-        raise TypeError(f"{type(model).__name__} has neither predict_proba nor decision_function; expected a classifier.")
-    classes = getattr(model, "classes_", None)
-    if classes is None:
-        raise ValueError(f"{type(model).__name__} has no classes_; expected a fitted binary classifier.")
-    recorded = getattr(model, "positive_label_", None)
-    if positive_label is not None and recorded is not None and str(positive_label) != str(recorded):
-        raise ValueError(f"positive_label={positive_label!r} contradicts the model, which was trained with positive "
-                         f"class {recorded!r}.")
-    col = list(classes).index(positive_class(classes, recorded if positive_label is None else positive_label))
-    if hasattr(model, "predict_proba"):
-        proba = np.asarray(model.predict_proba(X), dtype=np.float64)
-        return proba[:, col], "probability"
-    if hasattr(model, "decision_function"):
-        dec = np.asarray(model.decision_function(X), dtype=np.float64)
-        if dec.ndim == 2:
-            dec = dec[:, col]
-        elif col == 0:
-            dec = -dec  # a binary decision value is positive for classes_[1]
-        return dec, "decision"
-    raise TypeError(f"{type(model).__name__} has neither predict_proba nor decision_function; expected a classifier.")
 
 
 def is_calibrated(model):

@@ -16,8 +16,8 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_sco
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from .._checks import ResultDisplay
-from ..classifiers import decision_scores, make_classifier
+from .._checks import FEATURE_PRESETS, ResultDisplay
+from ..classifiers import class_scores, decision_scores, make_classifier, positive_class
 
 __all__ = [
     "AUGMENTERS",
@@ -30,8 +30,8 @@ __all__ = [
     "make_patch_pipeline",
 ]
 
-#: Feature presets accepted by :func:`make_feature_transformer` / :func:`make_patch_pipeline`.
-FEATURE_PRESETS = ("color", "deep", "fusion", "gist", "glcm", "handcrafted", "lbp")
+# FEATURE_PRESETS (the preset names, defined once in medfeat._checks so the command line can list them
+# without importing scikit-learn) -> the transformer class of each single-transformer preset
 _FEATURE_CLASSES = {
     "color": "ColorFeatures",
     "deep": "DeepFeatures",
@@ -243,7 +243,7 @@ def macro_ovr_auc(y_true, scores, classes):
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
-def _metric(name, y_true, scores, pred, classes):
+def _metric(name, y_true, scores, pred, classes, positive=None):
     if name == "accuracy":
         return float(accuracy_score(y_true, pred))
     if name == "balanced_accuracy":
@@ -252,7 +252,7 @@ def _metric(name, y_true, scores, pred, classes):
             return float(balanced_accuracy_score(y_true, pred))
     if name == "roc_auc":
         if len(classes) == 2:
-            pos = np.asarray(y_true) == classes[1]
+            pos = np.asarray(y_true) == (classes[1] if positive is None else positive)
             return float(roc_auc_score(pos, scores)) if 0 < pos.sum() < len(pos) else float("nan")
         return macro_ovr_auc(y_true, scores, classes)
     raise AssertionError(name)  # validated earlier
@@ -291,6 +291,7 @@ class CVResult(ResultDisplay):
     splits: list
     y_true: np.ndarray = field(repr=False, default=None)
     estimators: list = field(repr=False, default=None)
+    positive: object = None
 
     def pooled(self):
         """Metrics on the pooled out-of-fold predictions (one value each, all samples at once).
@@ -301,7 +302,8 @@ class CVResult(ResultDisplay):
             ``accuracy``, ``balanced_accuracy`` and ``roc_auc`` (binary AUC, or macro one-vs-rest AUC).
         """
         return {
-            m: _metric(m, self.y_true, self.scores, self.predictions, list(self.classes)) for m in _METRICS
+            m: _metric(m, self.y_true, self.scores, self.predictions, list(self.classes), self.positive)
+            for m in _METRICS
         }
 
     def summary(self):
@@ -329,7 +331,7 @@ def _take(X, idx):
     return X[idx]
 
 
-def _aligned_scores(estimator, X, classes):
+def _aligned_scores(estimator, X, classes, positive=None):
     """Fold scores with one column per global class (multi-class), for pooling across folds.
 
     A class missing from a fold's training side (e.g. a class that lives on one slide only, when that
@@ -337,7 +339,7 @@ def _aligned_scores(estimator, X, classes):
     below every other value of that fold, so it ranks last.
     """
     if len(classes) == 2:
-        return decision_scores(estimator, X)
+        return decision_scores(estimator, X) if positive is None else class_scores(estimator, X, positive)[0]
     fitted = list(estimator.classes_)
     if hasattr(estimator, "predict_proba"):
         s = np.asarray(estimator.predict_proba(X), dtype=np.float64)
@@ -365,6 +367,7 @@ def cross_validate_groups(
     return_estimators=False,
     progress=False,
     train_copies=None,
+    positive_label=None,
 ):
     """Group-aware stratified K-fold cross-validation with out-of-fold scores.
 
@@ -397,6 +400,9 @@ def cross_validate_groups(
         Augmented copies of ``X`` (row i of each is a copy of sample i, e.g. features of stain-jittered
         images): the copies of the training rows are added to the training side of every fold, with the
         same labels; test folds are scored on ``X`` only.
+    positive_label : object, optional
+        Binary tasks: the class whose score ``scores`` holds and whose AUC ``"roc_auc"`` measures (see
+        :func:`medfeat.classifiers.positive_class`). Default ``classes[1]``.
 
     Returns
     -------
@@ -455,6 +461,7 @@ def cross_validate_groups(
         splits = list(cv.split(np.zeros((n, 1)), y, groups))
 
     binary = len(classes) == 2
+    positive = positive_class(classes, positive_label) if binary and positive_label is not None else None
     scores = np.zeros(n) if binary else np.zeros((n, len(classes)))
     predictions = np.empty(n, dtype=y.dtype)
     fold_of = np.full(n, -1, dtype=np.int64)
@@ -490,7 +497,7 @@ def cross_validate_groups(
             est.fit(_take(X, train), y[train])
         fit_s = time.perf_counter() - t0
         X_test = _take(X, test)
-        s = _aligned_scores(est, X_test, classes)
+        s = _aligned_scores(est, X_test, classes, positive)
         pred = est.predict(X_test)
         scores[test] = s
         predictions[test] = pred
@@ -503,7 +510,7 @@ def cross_validate_groups(
             fit_seconds=fit_s,
         )
         for m in scoring:
-            row[m] = _metric(m, y[test], s, pred, list(classes))
+            row[m] = _metric(m, y[test], s, pred, list(classes), positive)
         rows.append(row)
         if return_estimators:
             estimators.append(est)
@@ -516,4 +523,5 @@ def cross_validate_groups(
         splits=splits,
         y_true=y,
         estimators=estimators if return_estimators else None,
+        positive=positive,
     )

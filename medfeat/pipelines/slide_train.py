@@ -354,9 +354,9 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
     >>> res.model.mpp, res.model.size, res.report is not None
     (1.0, 32, True)
     """
-    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
-
     from medfeat.classifiers import make_classifier, positive_class
+
+    from .patch import cross_validate_groups
 
     X, y, groups, stores, attrs = load_training_set(features_dir, annotations=annotations, labels=labels, rule=rule)
     classes = np.unique(y)
@@ -366,7 +366,6 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
     if len(classes) > 2:
         raise ValueError(f"slide training supports binary labels; got classes {classes.tolist()}.")
     positive = positive_class(classes, positive_label)
-    pos_col = int(np.flatnonzero(classes == positive)[0])
     clf = make_classifier(classifier, **(classifier_params or {})) if isinstance(classifier, str) else clone(classifier)
 
     oof, report = None, None
@@ -374,12 +373,9 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
     slides_per_class = min(len(np.unique(groups[y == c])) for c in classes)
     n_splits = min(int(cv), slides_per_class, len(np.unique(groups)))
     if n_splits >= 2:
-        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
-        method = "predict_proba" if hasattr(clf, "predict_proba") else "decision_function"
-        pred = cross_val_predict(clf, X, y, groups=groups, cv=splitter, method=method)
-        pred = np.asarray(pred, dtype=np.float64)
-        # columns follow the sorted classes; a binary decision value is positive for classes[1]
-        oof = pred[:, pos_col] if pred.ndim == 2 else (pred if pos_col == 1 else -pred)
+        # the group-aware CV engine of medfeat (StratifiedGroupKFold by slide), as in compare
+        oof = cross_validate_groups(clf, X, y, groups, n_splits=n_splits, random_state=random_state,
+                                    scoring=(), positive_label=positive).scores
         y01 = (y == positive).astype(int)
         if len(np.unique(y01)) == 2:
             from medfeat.evaluation import roc_report

@@ -94,7 +94,8 @@ def test_group_aware_cv_never_puts_a_slide_on_both_sides(stores, tmp_path, monke
                 folds.append((np.asarray(groups)[train], np.asarray(groups)[test]))
                 yield train, test
 
-    monkeypatch.setattr(ms, "StratifiedGroupKFold", Recording)
+    # training runs the one group-aware CV engine, cross_validate_groups, which splits with this class
+    monkeypatch.setattr("medfeat.pipelines.patch.StratifiedGroupKFold", Recording)
     csv = tmp_path / "labels.csv"
     pd.DataFrame({"slide": ["s0", "s1", "s2", "s3"], "label": [1, 0, 1, 0]}).to_csv(csv, index=False)
     res = train_from_feature_stores(d / "feats", labels=csv, classifier="logreg", cv=5)
