@@ -25,10 +25,13 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
     "numpydoc",
-    "myst_parser",
+    "myst_nb",
 ]
-source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "_executed"]
+# Notebooks are rendered, not executed here: the test suite already runs them (tests/test_notebooks.py).
+# With MEDFEAT_NOTEBOOK_OUT=docs/_executed set for that run, the pages show its outputs and figures.
+nb_execution_mode = "off"
 templates_path = ["_templates"]
 html_theme = "alabaster"
 html_static_path = []
@@ -94,8 +97,32 @@ def _cli_page():
     _write_if_changed(HERE / "user_guide" / "cli.rst", "\n".join(lines))
 
 
+def _notebook_pages():
+    """Copy each teaching notebook into docs/notebooks/ as .ipynb: the executed copy when the test run kept
+    one (docs/_executed/, same name), else the jupytext source converted without outputs."""
+    import jupytext
+    import nbformat
+
+    out_dir = HERE / "notebooks"
+    out_dir.mkdir(exist_ok=True)
+    executed = HERE / "_executed"
+    names = []
+    for src in sorted((ROOT / "notebooks").glob("[0-9]*.py")):
+        kept = executed / f"{src.stem}.ipynb"
+        nb = nbformat.read(kept, as_version=4) if kept.is_file() else jupytext.read(src)
+        _write_if_changed(out_dir / f"{src.stem}.ipynb", nbformat.writes(nb))
+        names.append(src.stem)
+    lines = ["Teaching notebooks", "==================", "",
+             "The notebooks in ``notebooks/`` (jupytext percent scripts; open them in Jupyter with jupytext, or",
+             "run them as scripts). The test suite executes every one of them; where a page shows no outputs, it",
+             "was built without that run.", "", ".. toctree::", "   :maxdepth: 1", ""]
+    lines += [f"   notebooks/{name}" for name in names]
+    _write_if_changed(HERE / "notebooks.rst", "\n".join(lines) + "\n")
+
+
 _api_page()
 _cli_page()
+_notebook_pages()
 
 
 def _skip_generated_request_methods(app, what, name, obj, skip, options):
