@@ -620,8 +620,18 @@ class SlideHeatmap:
         -------
         Heatmap
         """
+        from medfeat.features import CORAL, SlideStandardizer
         from medfeat.slides import SlideReader, iter_patch_batches
 
+        params = self.pipeline.get_params(deep=True).values() if hasattr(self.pipeline, "get_params") else ()
+        if isinstance(self.pipeline, (SlideStandardizer, CORAL)) or any(
+            isinstance(v, (SlideStandardizer, CORAL)) for v in params
+        ):
+            # scored batch by batch here, so a per-slide statistic would be a per-batch one
+            raise ValueError(
+                "pipeline holds a per-slide feature alignment (SlideStandardizer/CORAL), which needs all of a slide's "
+                "features at once; extract a feature store and use heatmap_from_features instead."
+            )
         if isinstance(slide, (str, os.PathLike)) and not Path(slide).exists():
             raise FileNotFoundError(f"slide file not found: {os.fspath(slide)}")
         owns = not isinstance(slide, SlideReader)

@@ -1,6 +1,7 @@
 """make_patch_pipeline with the domain-shift levers: stain, augment, tta, slide_standardize."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from medfeat.features import (
     MacenkoNormalizer,
     ReinhardNormalizer,
     SlideStandardizer,
+    StainPassThroughWarning,
     dihedral,
 )
 from medfeat.pipelines import make_patch_pipeline
@@ -112,3 +114,19 @@ def test_slide_standardize_routes_groups_through_every_wrapper(data):
     views = [dihedral(X, k, f) for k in range(4) for f in (False, True)]
     expected = np.mean([clf.predict_proba(std.transform(feats.transform(v), groups=groups)) for v in views], axis=0)
     np.testing.assert_allclose(proba, expected)
+
+
+def test_slide_heatmap_refuses_per_slide_alignment_and_runs_a_stain_pipeline(data, tmp_path):
+    from medfeat.pipelines import SlideHeatmap
+    from medfeat.slides import write_synthetic_slide
+
+    X, y, _ = data
+    slide = write_synthetic_slide(tmp_path / "s.tif", size=(512, 512), mpp=0.5)
+    aligned = make_patch_pipeline(ColorFeatures(bins=4), slide_standardize=True).fit(X, y)
+    with pytest.raises(ValueError, match="heatmap_from_features"):
+        SlideHeatmap(aligned, mpp=1.0, size=32, progress=False).predict(slide.path)
+    stained = make_patch_pipeline(ColorFeatures(bins=4), stain="reinhard", tta="score").fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StainPassThroughWarning)  # background patches pass through
+        hm = SlideHeatmap(stained, mpp=1.0, size=32, progress=False, tissue=None).predict(slide.path)
+    assert np.isfinite(hm.scores).all() and len(hm.scores) == 64
