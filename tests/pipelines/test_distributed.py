@@ -162,6 +162,25 @@ def test_import_medfeat_pipelines_and_cli_do_not_import_dask():
     assert not {m.split(".")[0] for m in out} & {"dask", "distributed", "fsspec"}
 
 
+def test_local_workers_are_spread_over_the_gpus(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from medfeat.features import DeepFeatures
+    from medfeat.pipelines.distributed import _place
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    # LocalCluster workers are named 0..N-1: worker 3 of a 2-GPU host takes cuda:1
+    assert _place(DeepFeatures(), 3).device == "cuda:1"
+    pipe = _place(make_pipeline(DeepFeatures(), LogisticRegression()), 2)
+    assert pipe.get_params()["deepfeatures__device"] == "cuda:0"
+    assert _place(DeepFeatures(device="cpu"), 1).device == "cpu"  # an explicit device is kept
+    assert _place(DeepFeatures(), "tcp://10.0.0.5:4242").device == "auto"  # one-GPU-per-worker cluster
+    assert _place(ColorFeatures(), 1).get_params() == ColorFeatures().get_params()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # fsspec outputs (memory filesystem; a threads-only cluster shares it with this process)
 # ---------------------------------------------------------------------------------------------------------
