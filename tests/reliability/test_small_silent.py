@@ -55,16 +55,15 @@ def test_evaluate_does_not_overwrite_a_neighbouring_json(tmp_path, capsys):
     preds.write_text("y_true,y_score\n0,0.1\n1,0.9\n0,0.3\n1,0.7\n0,0.2\n1,0.6\n")
     mine = tmp_path / "results.json"
     mine.write_text('{"my": "own results"}')
-    with pytest.warns(UserWarning):
-        rc = main(["evaluate", str(preds), "--out", str(tmp_path / "results.html"), "-q"])
+    # (the small-sample caveats this input raises are printed by the CLI, not what this test is about)
+    rc = main(["evaluate", str(preds), "--out", str(tmp_path / "results.html"), "-q"])
     assert rc == 1
     assert "results.json exists and is not a medfeat report" in capsys.readouterr().err
     assert json.loads(mine.read_text()) == {"my": "own results"}
     assert not (tmp_path / "results.html").exists()
     # a report's own JSON is replaced on a re-run
-    with pytest.warns(UserWarning):
-        assert main(["evaluate", str(preds), "--out", str(tmp_path / "report.html"), "-q"]) == 0
-        assert main(["evaluate", str(preds), "--out", str(tmp_path / "report.html"), "-q"]) == 0
+    assert main(["evaluate", str(preds), "--out", str(tmp_path / "report.html"), "-q"]) == 0
+    assert main(["evaluate", str(preds), "--out", str(tmp_path / "report.html"), "-q"]) == 0
     assert json.loads((tmp_path / "report.json").read_text())["sections"]
 
 
