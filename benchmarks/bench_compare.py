@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from medfeat.datasets import shared_data_dir
+from _data import dataset_folder  # benchmarks/_data.py (scripts run with benchmarks/ on sys.path)
 from medfeat.pipelines.compare import compare_image_folder
 
 DATASETS = ("kermany_cxr_pneumonia", "kather2016_crc_texture")
@@ -38,16 +38,13 @@ def _load():
 
 
 def main(names):
-    data = shared_data_dir()
-    if data is None:
-        sys.exit("../shared/data not found (set MEDFEAT_SHARED_DATA)")
     records = {}
     for name in names:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / name
             load_before = _load()
             t0 = time.perf_counter()
-            res = compare_image_folder(data / name, out, progress=False)
+            res = compare_image_folder(dataset_folder(name), out, progress=False)
             fresh = time.perf_counter() - t0
             t0 = time.perf_counter()
             again = compare_image_folder(data / name, out, progress=False)

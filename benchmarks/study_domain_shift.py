@@ -87,12 +87,11 @@ def _write_atomic(path, data):
 # data and tile variants
 # ----------------------------------------------------------------------------------------------
 def load_data():
-    from medfeat.datasets import load_image_folder, shared_data_dir
+    from _data import dataset_folder  # benchmarks/_data.py: ../shared/data or $MEDFEAT_DATA, checksums verified
 
-    root = shared_data_dir()
-    if root is None or not (root / DATASET).is_dir():
-        sys.exit(f"../shared/data/{DATASET} not found (set MEDFEAT_SHARED_DATA); the study needs it.")
-    ds = load_image_folder(root / DATASET, group_column="source_slide")
+    from medfeat.datasets import load_image_folder
+
+    ds = load_image_folder(dataset_folder(DATASET), group_column="source_slide")
     return ds
 
 

@@ -37,14 +37,15 @@ import numpy as np
 import pandas as pd
 
 from medfeat.classifiers import make_classifier
-from medfeat.datasets import load_image_folder, shared_data_dir
+from medfeat.datasets import fetch_kermany2018
 from medfeat.evaluation import compare_feature_sets
 from medfeat.features import GIST, DeepFeatures, LBPHistogram, predict_imagenet
 from medfeat.pipelines import cross_validate_groups
 
 t_start = time.perf_counter()
-root = shared_data_dir() / "kermany_cxr_pneumonia"
-data = load_image_folder(root)  # labels from the folders, groups = patient_id from manifest.csv
+# Downloaded once into ~/.cache/medfeat (or $MEDFEAT_DATA) and checked against pinned SHA-256 checksums;
+# labels are the class folders, groups the patient of each image.
+data = fetch_kermany2018(progress=False)
 print(data.images.shape, data.classes, "groups from:", data.group_column)
 
 # %% [markdown]

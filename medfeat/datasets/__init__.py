@@ -3,7 +3,7 @@ checksum-verified fetchers of real data, sample slides.
 
 Examples
 --------
->>> from medfeat.datasets import load_image_folder, shared_data_dir
+>>> from medfeat.datasets import load_image_folder
 >>> callable(load_image_folder)
 True
 """
@@ -17,7 +17,7 @@ from .fetchers import (
     fetch_openslide_testdata,
     get_data_home,
 )
-from .folder import DICOM_GROUP_KEYS, IMAGE_EXTENSIONS, ImageFolder, load_image_folder, shared_data_dir
+from .folder import DICOM_GROUP_KEYS, IMAGE_EXTENSIONS, ImageFolder, load_image_folder
 from .samples import cmu_small_region
 
 __all__ = [
@@ -36,6 +36,5 @@ __all__ = [
     "is_dicom",
     "load_image_folder",
     "read_dicom",
-    "shared_data_dir",
     "write_dicom",
 ]

@@ -1,6 +1,5 @@
 """Folder-of-classes image loader and the locator of the shared real data beside the checkout."""
 
-import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ import numpy as np
 from .._checks import parse_window, percentile_window, window_to_unit
 from .dicom import is_dicom, read_dicom
 
-__all__ = ["DICOM_GROUP_KEYS", "IMAGE_EXTENSIONS", "ImageFolder", "load_image_folder", "shared_data_dir"]
+__all__ = ["DICOM_GROUP_KEYS", "IMAGE_EXTENSIONS", "ImageFolder", "load_image_folder"]
 
 IMAGE_EXTENSIONS = (".bmp", ".dcm", ".dicom", ".jpeg", ".jpg", ".png", ".tif", ".tiff")
 
@@ -77,32 +76,6 @@ class ImageFolder:
 
     def __len__(self):
         return len(self.labels)
-
-
-def shared_data_dir():
-    """Directory of the real labelled data shared beside the checkout, or None.
-
-    Looks at ``$MEDFEAT_SHARED_DATA`` first, then ``../shared/data`` beside the repository that holds
-    this package, then ``../shared/data`` relative to the current directory.
-
-    Returns
-    -------
-    pathlib.Path or None
-
-    Examples
-    --------
-    >>> d = shared_data_dir()
-    >>> d is None or d.is_dir()
-    True
-    """
-    env = os.environ.get("MEDFEAT_SHARED_DATA")
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[2].parent / "shared" / "data")
-    candidates.append(Path.cwd().parent / "shared" / "data")
-    for cand in candidates:
-        if cand.is_dir():
-            return cand.resolve()
-    return None
 
 
 def _resize_float(arr, size):

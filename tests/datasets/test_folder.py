@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medfeat.datasets import ImageFolder, load_image_folder, shared_data_dir
+from medfeat.datasets import ImageFolder, load_image_folder
 
 
 def _save(path, array, **kw):
@@ -116,10 +116,6 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match="manifest"):
         load_image_folder(tmp_path, group_column="patient_id")
 
-
-def test_shared_data_dir_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDFEAT_SHARED_DATA", str(tmp_path))
-    assert shared_data_dir() == tmp_path.resolve()
 
 
 def test_real_kather_folder_matches_its_readme(shared_data):

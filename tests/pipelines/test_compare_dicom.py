@@ -15,7 +15,7 @@ from PIL import Image
 
 pytest.importorskip("pydicom")
 
-from medfeat.datasets import load_image_folder, shared_data_dir, write_dicom  # noqa: E402
+from medfeat.datasets import load_image_folder, write_dicom  # noqa: E402
 from medfeat.pipelines.compare import compare_image_folder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,11 +99,10 @@ def test_compare_cli_window_flag(tmp_path, rng):
     assert bad.returncode != 0 and "window must be" in bad.stderr
 
 
-KERMANY = (shared_data_dir() or Path("/nonexistent")) / "kermany_cxr_pneumonia"
-
-
-@pytest.mark.skipif(not (KERMANY / "manifest.csv").is_file(), reason="shared Kermany chest X-ray data absent")
-def test_kermany_chest_xrays_as_dicom_through_compare(tmp_path):
+def test_kermany_chest_xrays_as_dicom_through_compare(tmp_path, shared_data):
+    KERMANY = shared_data / "kermany_cxr_pneumonia"
+    if not (KERMANY / "manifest.csv").is_file():
+        pytest.skip(f"shared Kermany chest X-ray data absent from {shared_data}")
     # The real CXRs (8-bit JPEG) written as 12-bit DICOM: stored = round(g * 4095 / 255), every other file
     # MONOCHROME1 (stored 4095 - v), window centre 2048 width 4096 (LINEAR maps 0..4095 onto v / 4095), and the
     # manifest's patient id as PatientID. No manifest is written: the groups must come from the DICOM files.
