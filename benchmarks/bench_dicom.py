@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from medfeat._checks import write_text_atomic
-from medfeat.datasets import shared_data_dir, write_dicom
+from _data import dataset_folder  # benchmarks/_data.py: ../shared/data or $MEDFEAT_DATA, checksums verified
+from medfeat.datasets import write_dicom
 from medfeat.pipelines.compare import compare_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,9 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main():
     from PIL import Image
 
-    kermany = (shared_data_dir() or Path("/nonexistent")) / "kermany_cxr_pneumonia"
-    if not (kermany / "manifest.csv").is_file():
-        sys.exit("shared Kermany data absent: nothing to compare.")
+    kermany = dataset_folder("kermany_cxr_pneumonia")
     manifest = pd.read_csv(kermany / "manifest.csv", dtype=str)
     kw = dict(feature_sets=["lbp", "gist", "color", "glcm"], classifiers=["logreg", "rbf_svm"], progress=False,
               n_bootstrap=200)
