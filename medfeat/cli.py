@@ -428,8 +428,9 @@ def _cmd_demo(args):
 
 
 def _scale_out_args(p):
-    p.add_argument("--reader-threads", "--workers", dest="reader_threads", type=int, default=2,
-                   help="patch-reading threads per slide (default 2; --workers is the old name)")
+    p.add_argument("--reader-threads", "--workers", dest="reader_threads", type=_workers, default="auto",
+                   help="patch-reading threads per slide (default auto: 1 up to 4 CPUs, then one per 4 CPUs, at "
+                        "most 8; --workers is the old name)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS|local:N",
                    help="run one Dask task per slide: the address of a running `dask scheduler` "
                         "(tcp://host:8786 or a scheduler JSON file) or local:N for N local worker processes "
@@ -450,6 +451,10 @@ def _add_class_args(p, *, unannotated_default="error"):
                    help="classes whose regions get no label (default: _2 Exclusion Ignore*)")
     g.add_argument("--unannotated", choices=("error", "negative", "skip"), default=unannotated_default,
                    help="a slide without an annotation file: an error, a normal slide, or left out")
+
+
+def _workers(value):
+    return value if value == "auto" else int(value)
 
 
 def build_parser():

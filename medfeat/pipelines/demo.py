@@ -153,7 +153,7 @@ def run_demo(out_dir="medfeat-demo", *, progress=True, verbose=True, quick=False
             stores[fs][name] = extract_slide_features(
                 path, transformer, mpp=MPP, size=SIZE, stride=stride, out=dirs["features"] / fs / sub / f"{name}.h5",
                 annotations=[_annotation(p) for p in lesions] if lesions is not None else None,
-                progress=progress, num_workers=2, batch_size=64,
+                progress=progress, batch_size=64,
             )
         timings[f"extract {fs}"] = time.perf_counter() - t
         t = time.perf_counter()

@@ -664,7 +664,7 @@ def extract_slide_features_many(slides, features="deep", out_dir=None, *, client
     key = ("extract", uuid.uuid4().hex)
     options = {"overwrite": bool(overwrite), "annotations_dir": None if annotations_dir is None else
                os.path.abspath(os.fspath(annotations_dir)), "scratch_dir": scratch_dir,
-               "kwargs": dict(kwargs, num_workers=int(reader_threads))}
+               "kwargs": dict(kwargs, num_workers=reader_threads)}
     results = _run(_extract_task, slides, transformer, key, out, options, client=client, retries=retries,
                    progress=progress, desc="extract")
     if summary:
@@ -735,7 +735,7 @@ def heatmap_slides_many(model, slides, out_dir, *, client=None, retries=2, reade
                "annotations_dir": None if annotations_dir is None else os.path.abspath(os.fspath(annotations_dir)),
                "outputs": {"threshold": threshold, "objects": objects, "positive_class": positive_class,
                            "negative_class": negative_class},
-               "kwargs": dict(kwargs, num_workers=int(reader_threads))}
+               "kwargs": dict(kwargs, num_workers=reader_threads)}
     results = _run(_heatmap_task, slides, model, ("heatmap", uuid.uuid4().hex), out, options, client=client,
                    retries=retries, progress=progress, desc="heatmap")
     if summary:

@@ -158,8 +158,9 @@ def extract_slide_features(
         Patches per batch read from the slide and passed through the transformer: the CNN's batch
         size for deep features (set on the transformer's ``batch_size`` parameters, which do not change
         the features).
-    num_workers : int
-        Reader workers, overlapping slide I/O with compute.
+    num_workers : int or "auto"
+        Reader threads, overlapping slide I/O with compute (``"auto"``: 1 on up to 4 CPUs, see
+        :func:`medfeat.slides.auto_num_workers`).
     chunk_size : int
         Rows between checkpoints (rounded up to a multiple of ``batch_size``); an interrupted run resumes
         from the last finished chunk.

@@ -649,7 +649,7 @@ class SlideHeatmap:
             try:
                 if len(grid):
                     for batch in iter_patch_batches(reader, grid, batch_size=self.batch_size,
-                                                    scales=self.grid.scales, num_workers=int(self.num_workers),
+                                                    scales=self.grid.scales, num_workers=self.num_workers,
                                                     progress=False):
                         s, kind = self._score(batch.images)
                         scores[np.asarray(batch.indices)] = s

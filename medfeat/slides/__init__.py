@@ -24,7 +24,7 @@ from .annotations import (
     resolve_annotation_classes,
 )
 from .grid import PatchGrid, box_fractions
-from .patches import PatchBatch, iter_patch_batches, read_patches
+from .patches import PatchBatch, auto_num_workers, iter_patch_batches, read_patches
 from .reader import MissingMPPError, SlideReader, UpsamplingWarning
 from .spec import DEFAULT_BATCH_SIZE, DEFAULT_NUM_WORKERS, GridSpec, check_batch_size
 from .synthetic import SyntheticSlide, write_synthetic_slide, write_tiled_tiff
@@ -45,6 +45,7 @@ __all__ = [
     "annotation_classes",
     "annotation_patch_labels",
     "annotations_to_geojson",
+    "auto_num_workers",
     "box_fractions",
     "check_batch_size",
     "iter_patch_batches",

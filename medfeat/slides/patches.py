@@ -11,6 +11,7 @@ large the slide.
 """
 
 import collections
+import os
 import threading
 from dataclasses import dataclass
 
@@ -18,7 +19,34 @@ import numpy as np
 
 from .spec import DEFAULT_BATCH_SIZE, DEFAULT_NUM_WORKERS, check_batch_size
 
-__all__ = ["PatchBatch", "iter_patch_batches", "read_patches"]
+__all__ = ["PatchBatch", "auto_num_workers", "iter_patch_batches", "read_patches"]
+
+
+def auto_num_workers(cpus=None):
+    """Slide-reader threads for a machine: 1 up to 4 CPUs, then one per 4 CPUs, at most 8.
+
+    Reading (tile decode, crop, resize) costs a few percent of a CNN forward pass per patch, so one reader
+    thread keeps up and is fully overlapped with compute on a small machine, while every core stays
+    with the network: a second reader on 2 cores only competes with it (measured in
+    benchmarks/results/peers.md). Larger machines get more readers for cheap feature sets.
+
+    Parameters
+    ----------
+    cpus : int, optional
+        CPU count (default: the CPUs this process may run on).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> auto_num_workers(2), auto_num_workers(4), auto_num_workers(16), auto_num_workers(128)
+    (1, 1, 4, 8)
+    """
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 1 if cpus <= 4 else min(8, cpus // 4)
 
 
 @dataclass
@@ -163,8 +191,9 @@ def iter_patch_batches(slide, grid, batch_size=DEFAULT_BATCH_SIZE, scales=(1,), 
     batch_size : int
     scales : sequence of float
         As in :func:`read_patches`.
-    num_workers : int
-        Parallel readers; 0 reads in the calling thread.
+    num_workers : int or "auto"
+        Parallel readers; 0 reads in the calling thread; ``"auto"`` (default) is
+        :func:`auto_num_workers` (1 reader on up to 4 CPUs).
     backend : {"thread", "process"}
         Threads (default; decoding releases the GIL) or spawned processes.
     progress : bool
@@ -194,7 +223,9 @@ def iter_patch_batches(slide, grid, batch_size=DEFAULT_BATCH_SIZE, scales=(1,), 
 
     scales = _check_scales(scales)
     batch_size = check_batch_size(batch_size)
-    if int(num_workers) != num_workers or num_workers < 0:
+    if isinstance(num_workers, str) and num_workers == "auto":
+        num_workers = auto_num_workers()
+    if isinstance(num_workers, str) or int(num_workers) != num_workers or num_workers < 0:
         raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}.")
     if backend not in ("thread", "process"):
         raise ValueError(f"backend must be 'thread' or 'process', got {backend!r}.")

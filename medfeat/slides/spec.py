@@ -23,8 +23,9 @@ __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_NUM_WORKERS", "TISSUE_METHODS", "GridS
 
 #: Patches per batch read from the slide and passed through the feature transformer (and the CNN).
 DEFAULT_BATCH_SIZE = 64
-#: Slide-reader workers overlapping slide I/O with compute.
-DEFAULT_NUM_WORKERS = 2
+#: Slide-reader workers overlapping slide I/O with compute: "auto" picks the number from the CPU count
+#: (:func:`medfeat.slides.auto_num_workers`).
+DEFAULT_NUM_WORKERS = "auto"
 #: Tissue detection methods a spec can name (None: keep every patch).
 TISSUE_METHODS = ("otsu", "gray")
 

@@ -74,7 +74,7 @@ def test_grid_reader_mismatch_and_bad_scales():
         read_patches(reader, grid, indices=[len(grid)])
 
 
-@pytest.mark.parametrize("workers", [0, 1, 2])
+@pytest.mark.parametrize("workers", [0, 1, 2, "auto"])
 def test_iter_patch_batches_threads_in_order(synthetic_slide, workers):
     reader = SlideReader.open(synthetic_slide.path)
     grid = PatchGrid.from_reader(reader, mpp=1.0, size=64, tissue="otsu")
@@ -115,3 +115,19 @@ def test_iter_patch_batches_processes(synthetic_slide):
     assert np.array_equal(np.concatenate([b.images for b in batches]), read_patches(reader, grid))
     with pytest.raises(ValueError, match="backend"):
         next(iter_patch_batches(reader, grid, backend="gpu"))
+
+
+def test_auto_num_workers_follows_the_cpu_count(monkeypatch):
+    from medfeat.slides import auto_num_workers
+
+    assert [auto_num_workers(c) for c in (1, 2, 4, 5, 8, 12, 32, 64)] == [1, 1, 1, 1, 2, 3, 8, 8]
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(12)), raising=False)
+    assert auto_num_workers() == 3
+
+
+@pytest.mark.parametrize("bad", ["many", -1, 1.5])
+def test_iter_patch_batches_rejects_bad_num_workers(bad):
+    reader = SlideReader.open(np.full((64, 64, 3), 128, np.uint8), mpp=0.5)
+    grid = PatchGrid.from_reader(reader, mpp=0.5, size=32, tissue=None)
+    with pytest.raises(ValueError, match="num_workers"):
+        list(iter_patch_batches(reader, grid, num_workers=bad))

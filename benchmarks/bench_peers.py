@@ -1,0 +1,349 @@
+"""medfeat against TIAToolbox's DeepFeatureExtractor, and against the forward-only ceilings, in one run.
+
+Same slide (CMU-1-Small-Region via ``medfeat.datasets.cmu_small_region()``), same grid (224 px at
+0.5 um/px, stride 224, no tissue mask), same backbone (torchvision ResNet-50 with the same random
+weights: no download; TIAToolbox loads the state dict medfeat's backbone saved), batch 32, CPU only.
+
+Every configuration runs in its own fresh Python process (the glibc malloc setting is per process and
+cannot be undone), in alternating order over the repeats, and is timed from the first patch read to the
+last feature written (model building excluded, warm-up batch excluded for the forward-only runs).
+Medians of the repeats; ratios are taken within this run only. The machine may be shared with other
+jobs: the load averages are recorded beside the figures.
+
+Configurations
+- ``tiatoolbox``: TIAToolbox ``DeepFeatureExtractor(CNNBackbone("resnet50"))``, ``run(patch_mode=False)``
+  on the slide, zarr output, in a separate virtual environment the script creates: a venv whose .pth file
+  adds this interpreter's site-packages (so TIAToolbox runs on our torch), with ``tiatoolbox`` and the
+  modules its import needs installed from PyPI with ``--no-deps``.
+- ``medfeat_before``: ``extract_slide_features`` with eager PyTorch and ``MEDFEAT_TUNE_MALLOC=0``: what
+  medfeat did before issue 15.
+- ``medfeat_eager``: eager PyTorch with the malloc tuning (the new default allocator setting).
+- ``medfeat_default``: ``DeepFeatures`` defaults (``runtime="auto"``: eager for the first 512 patches, then
+  ONNX Runtime when installed; this slide has fewer patches than that, so the default stays eager here).
+- ``medfeat_onnx``: ``runtime="onnx"`` (its export happens in ``fit``, timed apart as ``fit_seconds``).
+- ``forward_*``: forward-only ceilings on pre-made normalised tensors (no reading, no preprocessing):
+  eager with and without malloc tuning, ONNX Runtime fp32, int8, bf16 autocast, and ``torch.compile``
+  with ``--compile``. Each also reports its feature drift against eager fp32 on the same tensors.
+
+    python benchmarks/bench_peers.py                 # 3 repeats
+    python benchmarks/bench_peers.py --quick         # 1 repeat, fewer forward batches, no TIAToolbox
+    python benchmarks/bench_peers.py --tia-venv DIR  # where the TIAToolbox venv lives (created if absent)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BATCH = 32
+SIZE = 224
+MPP = 0.5
+TIA_VERSION = "2.1.3"
+# What `from tiatoolbox.models.engine.deep_feature_extractor import DeepFeatureExtractor` needs beyond the
+# packages medfeat's environment already has (found by importing it in a bare venv over ours).
+TIA_EXTRA = ["opencv-python-headless", "umap-learn", "numba", "llvmlite", "pynndescent", "zarr", "numcodecs",
+             "donfig", "google-crc32c", "SimpleITK", "universal-pathlib", "pathlib-abc", "transformers", "tokenizers",
+             "regex"]
+TIA_IMPORT = "from tiatoolbox.models.engine.deep_feature_extractor import DeepFeatureExtractor"
+
+
+# ----------------------------------------------------------------------------------------------- workers
+
+def _cpus():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _save_weights(path):
+    """ResNet-50 random weights (seed 0) as a plain state dict, shared by medfeat and TIAToolbox."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50(weights=None)
+    torch.save(model.state_dict(), path)
+
+
+def _medfeat_transformer(weights, runtime, precision="auto"):
+    from medfeat.features import DeepFeatures
+
+    return DeepFeatures("torchvision:resnet50", weights=str(weights), input_size=None, batch_size=BATCH,
+                        device="cpu", runtime=runtime, precision=precision)
+
+
+def worker_medfeat(cfg):
+    from medfeat.datasets import cmu_small_region
+    from medfeat.pipelines import extract_slide_features, load_slide_features
+
+    deep = _medfeat_transformer(cfg["weights"], cfg["runtime"])
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        deep.fit(np.zeros((1, SIZE, SIZE, 3), np.uint8))  # builds the network (and exports it for "onnx")
+        fit_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        path = extract_slide_features(cmu_small_region(), deep, mpp=MPP, size=SIZE, tissue=None, out=Path(tmp) / "s.h5",
+                                      batch_size=BATCH, progress=False, **cfg.get("extract", {}))
+        seconds = time.perf_counter() - t0
+        _, X, _, _ = load_slide_features(path)
+    return {"seconds": seconds, "patches": int(len(X)), "runtime_used": deep.runtime_, "fit_seconds": fit_seconds}
+
+
+def worker_forward(cfg):
+    import torch
+
+    from medfeat.features.deep import _normaliser, _prepare
+
+    rng = np.random.default_rng(0)
+    from medfeat.datasets import cmu_small_region
+    from medfeat.slides import PatchGrid, SlideReader, read_patches
+
+    with SlideReader.open(cmu_small_region()) as slide:
+        grid = PatchGrid.from_reader(slide, mpp=MPP, size=SIZE, tissue=None)
+        idx = np.sort(rng.choice(len(grid), size=min(len(grid), BATCH * cfg["batches"]), replace=False))
+        X = read_patches(slide, grid, indices=idx)
+    calib = X[:64]
+    deep = _medfeat_transformer(cfg["weights"], cfg["runtime"], cfg["precision"]).fit(calib)
+    mean, std = _normaliser(deep.backbone_.mean, deep.backbone_.std, torch.device("cpu"))
+    with torch.inference_mode():
+        made = [_prepare(torch.from_numpy(X[s:s + BATCH]), None, mean, std).clone() for s in range(0, len(X), BATCH)]
+    extractor = deep._ensure_model()
+    alias = next(iter(deep.layers_))
+    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if deep.precision_ == "bf16"
+                else torch.autocast("cpu", enabled=False))
+    feats = []
+    with torch.inference_mode(), autocast:
+        feats.append(extractor(made[0])[alias].float().numpy())  # warm-up (and compilation)
+        t0 = time.perf_counter()
+        for t in made[1:]:
+            feats.append(extractor(t)[alias].float().numpy())
+        seconds = time.perf_counter() - t0
+    np.save(cfg["features_out"], np.concatenate(feats))
+    return {"seconds": seconds, "patches": int(sum(len(t) for t in made[1:])), "runtime_used": deep.runtime_}
+
+
+def worker_tia(cfg):
+    import torch
+    import zarr
+    from tiatoolbox.models.architecture.vanilla import CNNBackbone
+    from tiatoolbox.models.engine.deep_feature_extractor import DeepFeatureExtractor
+    from tiatoolbox.models.engine.io_config import IOPatchPredictorConfig
+
+    torch.set_num_threads(_cpus())
+    model = CNNBackbone("resnet50")  # weights=None by default: no download
+    state = torch.load(cfg["weights"], weights_only=True)
+    # CNNBackbone keeps the torchvision model minus its fc as `feat_extract`: same tensors, same order
+    target = model.feat_extract.state_dict()
+    source = [v for k, v in state.items() if not k.startswith("fc.")]
+    assert len(source) == len(target), (len(source), len(target))
+    model.feat_extract.load_state_dict(dict(zip(target, source)))
+    io = IOPatchPredictorConfig(input_resolutions=[{"units": "mpp", "resolution": MPP}],
+                                patch_input_shape=(SIZE, SIZE), stride_shape=(SIZE, SIZE))
+    engine = DeepFeatureExtractor(model=model, batch_size=BATCH, num_workers=0, device="cpu", verbose=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        out = engine.run(images=[cfg["slide"]], patch_mode=False, ioconfig=io, save_dir=Path(tmp) / "out",
+                         output_type="zarr", auto_get_mask=False)
+        seconds = time.perf_counter() - t0
+        path = next(iter(out.values())) if isinstance(out, dict) else out
+        z = zarr.open(str(path), mode="r")
+        shapes = {k: z[k].shape for k in z.array_keys()}
+    n = max(s[0] for s in shapes.values())
+    return {"seconds": seconds, "patches": int(n), "outputs": {k: list(v) for k, v in shapes.items()}}
+
+
+WORKERS = {"medfeat": worker_medfeat, "forward": worker_forward, "tia": worker_tia}
+
+
+# ----------------------------------------------------------------------------------------------- driver
+
+def ensure_tia_venv(venv):
+    """A venv over this interpreter's packages with TIAToolbox added (--no-deps); created if absent."""
+    venv = Path(venv)
+    python = venv / "bin" / "python"
+    if python.exists() and subprocess.run([str(python), "-c", TIA_IMPORT], capture_output=True).returncode == 0:
+        return python
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    # our torch, torchvision, numpy, dask, ... come from this interpreter's site-packages, after the venv's own
+    (site / "medfeat_bench_base.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--no-deps"]
+    subprocess.run(pip + [f"tiatoolbox=={TIA_VERSION}"] + TIA_EXTRA, check=True)
+    check = subprocess.run([str(python), "-c", TIA_IMPORT], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise RuntimeError(f"TIAToolbox does not import in {venv}:\n{check.stderr[-2000:]}")
+    return python
+
+
+def run_worker(python, kind, cfg, env=None):
+    cmd = [str(python), os.path.abspath(__file__), "--worker", kind, json.dumps(cfg)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} worker failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def drift(a, b):
+    diff = np.abs(a - b)
+    return {"max_abs": float(diff.max()), "max_rel_to_max": float(diff.max() / np.abs(b).max()),
+            "median_rel_row_l2": float(np.median(np.linalg.norm(a - b, axis=1) / np.linalg.norm(b, axis=1)))}
+
+
+def to_markdown(report):
+    r = report["results"]
+    lines = [
+        "## medfeat vs TIAToolbox and the forward-only ceilings (CPU, ResNet-50, CMU-1-Small-Region)",
+        "",
+        (f"{report['machine']}; torch {report['torch']}; {report['cpus']} CPUs; grid 224 px at 0.5 um/px, stride "
+         f"224, no tissue mask ({r.get('medfeat_default', {}).get('patches', '?')} patches); batch 32; median of "
+         f"{report['repeats']} repeat(s), every configuration in a fresh process, order alternated. Load average "
+         f"before {report['load_before']}, after {report['load_after']}: {report['load_note']}"),
+        "",
+        "| configuration | patches/s (median) | runs (patches/s) | feature drift vs eager fp32 (max abs / max rel) |",
+        "|---|---:|---|---|",
+    ]
+    for name, v in r.items():
+        d = v.get("drift")
+        dtext = f"{d['max_abs']:.2e} / {d['max_rel_to_max']:.2e}" if d else ""
+        lines.append(f"| {name} | {v['patches_per_s']:.2f} | {', '.join(f'{x:.2f}' for x in v['runs'])} | {dtext} |")
+    lines += ["", "Ratios (within this run):", ""]
+    lines += [f"- {k}: {v:.2f}" for k, v in report["ratios"].items()]
+    lines += ["", "Targets: " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in report["targets"].items()),
+              "", f"GPU: {report['gpu']}", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="1 repeat, 3 forward batches, no TIAToolbox")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile (compiles for minutes)")
+    parser.add_argument("--no-tia", action="store_true", help="skip TIAToolbox")
+    parser.add_argument("--tia-venv", default=os.path.join(tempfile.gettempdir(), "medfeat-bench-tia-venv"))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        kind, cfg = args.worker
+        print(json.dumps(WORKERS[kind](json.loads(cfg))))
+        return
+
+    import torch
+
+    from medfeat.datasets import cmu_small_region
+
+    repeats = args.repeats or (1 if args.quick else 3)
+    batches = 3 if args.quick else 5
+    tmp = Path(tempfile.mkdtemp(prefix="medfeat-bench-peers-"))
+    weights = tmp / "resnet50_seed0.pt"
+    _save_weights(weights)
+    slide = str(cmu_small_region())
+    tia_python = None if (args.quick or args.no_tia) else ensure_tia_venv(args.tia_venv)
+    off = {"MEDFEAT_TUNE_MALLOC": "0"}
+    configs = {}
+    if tia_python:
+        configs["tiatoolbox"] = (tia_python, "tia", {"weights": str(weights), "slide": slide}, off)
+    configs["medfeat_before"] = (sys.executable, "medfeat", {"weights": str(weights), "runtime": "eager"}, off)
+    configs["medfeat_eager"] = (sys.executable, "medfeat", {"weights": str(weights), "runtime": "eager"}, None)
+    configs["medfeat_default"] = (sys.executable, "medfeat", {"weights": str(weights), "runtime": "auto"}, None)
+    configs["medfeat_onnx"] = (sys.executable, "medfeat", {"weights": str(weights), "runtime": "onnx"}, None)
+    forwards = [("eager_no_malloc_tuning", "eager", "fp32", off), ("eager", "eager", "fp32", None),
+                ("onnx_fp32", "onnx", "fp32", None), ("onnx_int8", "onnx", "int8", None),
+                ("eager_bf16", "eager", "bf16", None)]
+    if args.compile:
+        forwards.append(("compile_fp32", "compile", "fp32", None))
+    for name, runtime, precision, env in forwards:
+        configs[f"forward_{name}"] = (sys.executable, "forward", {
+            "weights": str(weights), "runtime": runtime, "precision": precision, "batches": batches,
+            "features_out": str(tmp / f"{name}.npy")}, env)
+
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    runs = {k: [] for k in configs}
+    info = {}
+    order = list(configs)
+    for rep in range(repeats):
+        for name in (order if rep % 2 == 0 else order[::-1]):
+            python, kind, cfg, env = configs[name]
+            res = run_worker(python, kind, cfg, env)
+            runs[name].append(res["patches"] / res["seconds"])
+            info[name] = res
+            print(f"[{rep + 1}/{repeats}] {name:28s} {runs[name][-1]:7.2f} patches/s ({res['patches']} patches, "
+                  f"load {os.getloadavg()[0]:.1f})", flush=True)
+    load_after = [round(v, 2) for v in os.getloadavg()]
+
+    results = {}
+    ref = np.load(tmp / "eager.npy")
+    for name, values in runs.items():
+        entry = {"patches_per_s": statistics.median(values), "runs": [round(v, 3) for v in values],
+                 "patches": info[name]["patches"], "runtime_used": info[name].get("runtime_used"),
+                 "fit_seconds": info[name].get("fit_seconds")}
+        if name.startswith("forward_"):
+            entry["drift"] = drift(np.load(tmp / f"{name[len('forward_'):]}.npy"), ref)
+        results[name] = entry
+    pps = {k: v["patches_per_s"] for k, v in results.items()}
+    exact = {k: v for k, v in pps.items() if k.startswith("forward_") and results[k]["drift"]["max_rel_to_max"] < 1e-4}
+    best_exact = max(exact, key=exact.get)
+    best_any = max((k for k in pps if k.startswith("forward_")), key=pps.get)
+    ratios = {
+        "malloc tuning, forward-only eager (after/before)": pps["forward_eager"] / pps["forward_eager_no_malloc_tuning"],
+        "malloc tuning, medfeat end to end eager (after/before)": pps["medfeat_eager"] / pps["medfeat_before"],
+        "medfeat default / medfeat before issue 15": pps["medfeat_default"] / pps["medfeat_before"],
+        f"medfeat default / best exact forward-only ceiling ({best_exact})": pps["medfeat_default"] / pps[best_exact],
+        f"medfeat default / best forward-only ceiling of any precision ({best_any})":
+            pps["medfeat_default"] / pps[best_any],
+    }
+    targets = {}
+    if "tiatoolbox" in pps:
+        ratios["medfeat default / TIAToolbox"] = pps["medfeat_default"] / pps["tiatoolbox"]
+        ratios["medfeat runtime='onnx' / TIAToolbox"] = pps["medfeat_onnx"] / pps["tiatoolbox"]
+        ratios["medfeat before issue 15 / TIAToolbox"] = pps["medfeat_before"] / pps["tiatoolbox"]
+        targets["medfeat default >= 2.5x TIAToolbox"] = ratios["medfeat default / TIAToolbox"] >= 2.5
+        targets["medfeat runtime='onnx' >= 2.5x TIAToolbox"] = ratios["medfeat runtime='onnx' / TIAToolbox"] >= 2.5
+    ratios[f"medfeat runtime='onnx' / best exact forward-only ceiling ({best_exact})"] = (
+        pps["medfeat_onnx"] / pps[best_exact])
+    targets["medfeat default >= 0.9x best exact forward-only ceiling"] = pps["medfeat_default"] >= 0.9 * pps[best_exact]
+    targets["medfeat runtime='onnx' >= 0.9x best exact forward-only ceiling"] = pps["medfeat_onnx"] >= 0.9 * pps[best_exact]
+    targets["medfeat >= 0.9x best forward-only ceiling of any precision"] = pps["medfeat_default"] >= 0.9 * pps[best_any]
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "cpus": _cpus(),
+        "torch": torch.__version__,
+        "tiatoolbox": TIA_VERSION if tia_python else None,
+        "repeats": repeats,
+        "quick": args.quick,
+        "load_before": load_before,
+        "load_after": load_after,
+        "load_note": ("the machine was shared with other jobs (up to 8 agents on 2 cores), so absolute figures "
+                      "are noisy; compare the ratios, which come from alternating runs in this one session."),
+        "gpu": "not measured: no GPU was available to this run; the GPU path (bf16/fp16 autocast, pinned-memory "
+               "transfer) is only exercised for correctness on the CPU.",
+        "results": results,
+        "ratios": ratios,
+        "targets": targets,
+    }
+    for k, v in ratios.items():
+        print(f"{k}: {v:.2f}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    from medfeat._checks import write_text_atomic
+
+    name = "peers_quick" if args.quick else "peers"
+    write_text_atomic(args.out / f"{name}.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomic(args.out / f"{name}.md", to_markdown(report))
+    print(f"wrote {args.out / (name + '.json')} and {args.out / (name + '.md')}")
+
+
+if __name__ == "__main__":
+    main()
