@@ -315,6 +315,11 @@ def _staged(batches, device, pin):
         yield start, staged.to(device, non_blocking=pin)
 
 
+def _batch_size_for_memory(free_bytes, per_image_bytes, fraction=0.5, cap=1024):
+    """Images per batch so that a batch uses at most ``fraction`` of ``free_bytes`` (between 1 and ``cap``)."""
+    return int(max(1, min(cap, (free_bytes * fraction) // max(1, per_image_bytes))))
+
+
 def _as_batch(X, name="X"):
     """Checked batch: a uint8 NHWC array, or a list of HWC arrays stacked when they share a shape."""
     return stack_if_same_shape(check_image_batch(X, name=name))
@@ -343,8 +348,10 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
     input_size : "auto", int, (int, int) or None, default "auto"
         Size images are resized to (antialiased bilinear): ``"auto"`` is the backbone's size (224
         for Lite0); None keeps the patch size (no resize).
-    batch_size : int, default 32
-        Images per forward pass; memory use is bounded by one batch.
+    batch_size : int or "auto", default 32
+        Images per forward pass; memory use is bounded by one batch. ``"auto"``: 32 on the CPU; on a
+        GPU as many as half its free memory holds, from the peak memory of a probe batch of 2 at fit
+        time (at most 1024).
     device : str, default "auto"
         ``"auto"`` uses CUDA when available, else the CPU; or ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
     precision : {"auto", "fp32", "bf16", "fp16", "int8"}, default "auto"
@@ -480,7 +487,8 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
     def _validate_params(self, X=None):
         if self.pool not in _POOLS:
             raise ValueError(f"pool must be one of {_POOLS}, got {self.pool!r}.")
-        check_positive_int(self.batch_size, "batch_size")
+        if self.batch_size != "auto":
+            check_positive_int(self.batch_size, "batch_size")
         if self.precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}.")
         if _resolve_runtime(self.runtime, self.precision, _resolve_device(self.device))[1] == "int8" and X is None:
@@ -564,7 +572,7 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         X = X[:_INT8_CALIBRATION_IMAGES]
         batches = []
         with torch.inference_mode():
-            for _, batch in self._batches(X, min(int(self.batch_size), 16)):
+            for _, batch in self._batches(X, 16):
                 batches.append(_prepare(batch, self.input_size_, mean, std).permute(0, 2, 3, 1).numpy().copy())
         return batches
 
@@ -628,7 +636,26 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         self.layer_ndims_ = {alias: int(raw[alias].ndim) for alias in layers}
         self.layer_dims_ = {alias: int(_pool(raw[alias], self.pool).shape[1]) for alias in layers}
         self.n_features_out_ = int(sum(self.layer_dims_.values()))
+        self.batch_size_ = self._auto_batch_size(device) if self.batch_size == "auto" else int(self.batch_size)
         return self
+
+    def _auto_batch_size(self, device):
+        """batch_size="auto": 32 on the CPU; on CUDA from the memory one image takes in a probe batch."""
+        import torch
+
+        if device.type != "cuda":
+            return 32
+        size = self.input_size_ or self.probe_size_
+        mean, std = _normaliser(self.backbone_.mean, self.backbone_.std, device)
+        probe = torch.zeros((2, size[0], size[1], 3), dtype=torch.uint8, device=device)
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        with torch.inference_mode(), _autocast(self.precision_ if self.runtime_ != "onnx" else "fp32", device):
+            self.extractor_(_prepare(probe, None, mean, std))
+        per_image = max(1, (torch.cuda.max_memory_allocated(device) - base) // 2)
+        free, _ = torch.cuda.mem_get_info(device)
+        return _batch_size_for_memory(free, per_image)
 
     def _maybe_switch_to_onnx(self, n):
         """runtime="auto" on a CPU with onnxruntime: switch to ONNX Runtime once enough images come."""
@@ -693,7 +720,7 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         n = len(X)
         out = np.empty((n, self.n_features_out_), dtype=np.float32)
         aliases = list(self.layers_)
-        bs = int(self.batch_size)
+        bs = int(self.batch_size) if self.batch_size != "auto" else int(getattr(self, "batch_size_", 32))
         from tqdm.auto import tqdm
 
         batches = self._batches(X, bs)

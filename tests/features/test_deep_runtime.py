@@ -151,6 +151,19 @@ def test_bf16_autocast_on_cpu_is_close(images, eager_ref):
     assert 0 < _rel(out, eager_ref) < 0.1  # bf16 has 8 bits of mantissa: different, but close
 
 
+def test_batch_size_auto():
+    from medfeat.features.deep import _batch_size_for_memory
+
+    # half of 8 GiB free at 100 MiB per image: 40 images; never below 1 or above the cap
+    assert _batch_size_for_memory(8 << 30, 100 << 20) == 40
+    assert _batch_size_for_memory(1 << 20, 100 << 20) == 1
+    assert _batch_size_for_memory(80 << 30, 1 << 20) == 1024
+    deep = DeepFeatures(runtime="eager", layers="layer1", **{**TINY, "batch_size": "auto"}).fit()
+    assert deep.batch_size_ == 32  # on the CPU
+    with pytest.raises(ValueError, match="batch_size"):
+        DeepFeatures(batch_size="big").fit()
+
+
 # -- malloc tuning ----------------------------------------------------------------------------------------
 
 _MALLOC_PROBE = textwrap.dedent("""
