@@ -15,7 +15,6 @@ Usage::
 
 import datetime
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
