@@ -4,12 +4,12 @@
 transformer) into the unfitted transformer a run uses, wrapping it for several fields of view.
 :func:`estimator_config` describes an estimator as JSON (class path + ``get_params(deep=False)``, nested
 estimators recursively); feature stores record it, and :func:`estimator_from_config` rebuilds the same
-transformer at training and prediction time.
+transformer at training and prediction time, but only classes on an explicit allow-list with JSON-typed
+parameters (a store is a file people exchange: it must not name code to run).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 
@@ -18,6 +18,7 @@ import numpy as np
 from .._checks import json_safe
 
 __all__ = [
+    "ALLOWED_FEATURE_CLASSES",
     "RUNTIME_PARAMS",
     "canonical_json",
     "estimator_config",
@@ -120,22 +121,6 @@ def _encode_param(value):
     return json_safe.NOT_HANDLED
 
 
-def _from_jsonable(value):
-    if isinstance(value, list):
-        return [_from_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        if "__tuple__" in value:
-            return tuple(_from_jsonable(v) for v in value["__tuple__"])
-        if "__steps__" in value:
-            return [(n, estimator_from_config(c)) for n, c in value["__steps__"]]
-        if "__class__" in value:
-            return estimator_from_config(value)
-        if "__repr__" in value:
-            raise ValueError(f"cannot rebuild a parameter stored only as its repr: {value['__repr__']}")
-        return {k: _from_jsonable(v) for k, v in value.items()}
-    return value
-
-
 def param_to_json(value):
     """JSON-able form of one parameter value, as :func:`estimator_config` stores it.
 
@@ -164,30 +149,136 @@ def estimator_config(estimator):
     return {"__class__": f"{cls.__module__}.{cls.__qualname__}", "params": {k: param_to_json(v) for k, v in params.items()}}
 
 
-_TRUSTED_PREFIXES = ("medfeat.", "sklearn.")
+# The only classes a configuration read from a file (a feature store) may rebuild: medfeat's feature
+# transformers and scikit-learn's two containers. Their constructors only store parameters (the
+# scikit-learn contract), and every parameter is checked to be plain JSON data or a nested configuration
+# that is itself on this list. Names are looked up in this table, never imported: a store naming
+# ``sklearn.utils...`` or any other callable is refused, whatever the file says.
+ALLOWED_FEATURE_CLASSES = (
+    "CLAHE",
+    "ColorFeatures",
+    "DeepFeatures",
+    "DihedralMean",
+    "GIST",
+    "GLCMFeatures",
+    "HandcraftedFeatures",
+    "LBPHistogram",
+    "MultiScaleFeatures",
+)
+_ALLOWED_SKLEARN = ("FeatureUnion", "Pipeline")
+_MAX_DEPTH = 32
+
+
+def _allowed_classes():
+    """``recorded class path -> class`` for the allow-list (the module path and the public path)."""
+    import sklearn.pipeline
+
+    import medfeat.features as mf
+
+    table = {}
+    for name in ALLOWED_FEATURE_CLASSES:
+        cls = getattr(mf, name)
+        table[f"medfeat.features.{name}"] = cls
+        table[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    for name in _ALLOWED_SKLEARN:
+        cls = getattr(sklearn.pipeline, name)
+        table[f"sklearn.pipeline.{name}"] = cls
+        table[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return table
+
+
+def _param_names(cls):
+    import inspect
+
+    sig = inspect.signature(cls.__init__)
+    return {n for n, p in sig.parameters.items() if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _rebuild(value, where, table, depth):
+    """A parameter value from its JSON form: plain data, tuples, (name, estimator) steps and nested
+    allow-listed estimators; anything else is refused."""
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"{where}: configuration nested deeper than {_MAX_DEPTH} levels.")
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, list):
+        return [_rebuild(v, f"{where}[{i}]", table, depth + 1) for i, v in enumerate(value)]
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected JSON data, got {type(value).__name__}.")
+    if "__class__" in value:
+        return _build(value, where, table, depth + 1)
+    if "__tuple__" in value:
+        items = value["__tuple__"]
+        if set(value) != {"__tuple__"} or not isinstance(items, list):
+            raise ValueError(f"{where}: malformed tuple {str(value)[:80]}.")
+        return tuple(_rebuild(v, f"{where}[{i}]", table, depth + 1) for i, v in enumerate(items))
+    if "__steps__" in value:
+        steps = value["__steps__"]
+        if set(value) != {"__steps__"} or not isinstance(steps, list) or not all(
+                isinstance(st, list) and len(st) == 2 and isinstance(st[0], str) and isinstance(st[1], dict)
+                for st in steps):
+            raise ValueError(f"{where}: malformed (name, estimator) steps.")
+        return [(n, _build(c, f"{where}[{n!r}]", table, depth + 1)) for n, c in steps]
+    if "__repr__" in value:
+        raise ValueError(f"{where}: cannot rebuild a parameter stored only as its repr: {str(value['__repr__'])[:80]}")
+    if not all(isinstance(k, str) for k in value):
+        raise ValueError(f"{where}: expected a JSON object with text keys.")
+    return {k: _rebuild(v, f"{where}[{k!r}]", table, depth + 1) for k, v in value.items()}
+
+
+def _build(config, where, table, depth):
+    if not isinstance(config, dict) or not isinstance(config.get("__class__"), str) or not isinstance(
+            config.get("params", {}), dict):
+        raise ValueError(f"{where}: expected an estimator configuration {{'__class__': str, 'params': {{...}}}}.")
+    path = config["__class__"]
+    cls = table.get(path)
+    if cls is None:
+        raise ValueError(
+            f"{where}: refusing to rebuild {path!r}: only medfeat's feature transformers "
+            f"({', '.join(ALLOWED_FEATURE_CLASSES)}) and sklearn's FeatureUnion/Pipeline are rebuilt from a "
+            "file. For another transformer pass your own (train_from_feature_stores(features=...)); it is "
+            "checked against the recorded configuration instead."
+        )
+    known = _param_names(cls)
+    params = {}
+    for key, val in config.get("params", {}).items():
+        if key not in known:
+            raise ValueError(f"{where}: {cls.__name__} has no parameter {key!r}.")
+        params[key] = _rebuild(val, f"{where}.{key}", table, depth + 1)
+    if cls.__name__ == "Pipeline" and params.get("memory") is not None:
+        # joblib caching at a path read from the file would load pickles from there
+        raise ValueError(f"{where}: a Pipeline rebuilt from a file must have memory=None, got {params['memory']!r}.")
+    return cls(**params)
 
 
 def estimator_from_config(config):
-    """Rebuild an (unfitted) estimator from :func:`estimator_config`'s output.
+    """Rebuild an (unfitted) feature transformer from :func:`estimator_config`'s output, safely.
 
-    Only classes from ``medfeat`` and ``sklearn`` are rebuilt, so a store cannot make this import
-    arbitrary modules.
+    The configuration usually comes from a file (a feature store someone shared), so nothing in it is
+    imported or called by name: the class must be on an explicit allow-list (medfeat's feature
+    transformers, ``ALLOWED_FEATURE_CLASSES``, and sklearn's ``FeatureUnion``/``Pipeline`` holding them),
+    every parameter must be one the class's constructor takes, and every value must be JSON data
+    (numbers, text, lists, objects, tuples) or a nested configuration that passes the same checks.
+
+    Raises
+    ------
+    ValueError
+        Naming the refused class or parameter.
 
     Examples
     --------
-    >>> from sklearn.preprocessing import StandardScaler
-    >>> estimator_from_config(estimator_config(StandardScaler(with_mean=False)))
-    StandardScaler(with_mean=False)
+    >>> from medfeat.features import LBPHistogram
+    >>> estimator_from_config(estimator_config(LBPHistogram(radii_points=((8, 1),))))
+    LBPHistogram(radii_points=((8, 1),))
+    >>> estimator_from_config({"__class__": "sklearn.utils._testing.SomeCallable", "params": {}})
+    Traceback (most recent call last):
+    ...
+    ValueError: transformer: refusing to rebuild 'sklearn.utils._testing.SomeCallable': ...
     """
-    path = config["__class__"]
-    if not path.startswith(_TRUSTED_PREFIXES):
-        raise ValueError(f"refusing to rebuild estimator class {path!r}: only medfeat and sklearn classes are allowed.")
-    module_name, _, qualname = path.rpartition(".")
-    obj = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    params = {k: _from_jsonable(v) for k, v in config["params"].items()}
-    return obj(**params)
+    try:
+        return _build(config, "transformer", _allowed_classes(), 0)
+    except RecursionError:
+        raise ValueError("transformer: configuration nested too deeply.") from None
 
 
 #: Parameters that change how features are computed, not their values: a resumed run may differ in them.

@@ -159,21 +159,23 @@ def save_model(pipeline, path, metadata=None):
     return write_atomic(path, lambda fh: fh.write(data))
 
 
-def _is_medfeat_estimator(type_name):
-    """True for classes defined in medfeat that are scikit-learn estimators (they hold parameters
-    and fitted arrays only; no code is loaded from the file)."""
-    if not type_name.startswith("medfeat."):
-        return False
-    import importlib
-
+def _medfeat_estimator_types():
+    """Type names (``module.qualname``) of medfeat's public estimator classes: the explicit allow-list
+    added to skops' trusted types. They hold parameters and fitted arrays only; the names come from
+    medfeat's own ``__all__`` lists, never from the file."""
     from sklearn.base import BaseEstimator
 
-    module_name, _, attr = type_name.rpartition(".")
-    try:
-        obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError):
-        return False
-    return isinstance(obj, type) and issubclass(obj, BaseEstimator)
+    import medfeat.classifiers
+    import medfeat.features
+    import medfeat.pipelines
+
+    names = set()
+    for pkg in (medfeat.features, medfeat.classifiers, medfeat.pipelines):
+        for attr in pkg.__all__:
+            obj = getattr(pkg, attr)
+            if isinstance(obj, type) and issubclass(obj, BaseEstimator):
+                names.add(f"{obj.__module__}.{obj.__qualname__}")
+    return names
 
 
 def load_model(path, trusted=False):
@@ -239,8 +241,9 @@ def load_model(path, trusted=False):
             raise ValueError("trusted must be True/False or a list of type names, got a single string.")
         else:
             extra = [t if isinstance(t, str) else f"{t.__module__}.{t.__qualname__}" for t in trusted]
+        medfeat_types = _medfeat_estimator_types()
         allowed = [
-            t for t in untrusted if t in DEFAULT_TRUSTED_TYPES or _is_medfeat_estimator(t) or t in extra
+            t for t in untrusted if t in DEFAULT_TRUSTED_TYPES or t in medfeat_types or t in extra
         ]
         refused = sorted(set(untrusted) - set(allowed))
         if refused:

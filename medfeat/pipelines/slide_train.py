@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._checks import ResultDisplay
 from ..slides.spec import DEFAULT_BATCH_SIZE, DEFAULT_NUM_WORKERS, GridSpec
-from .config import estimator_from_config
+from .config import estimator_config, estimator_from_config, strip_runtime
 from .labels import read_labels_csv, store_labels
 from .store import load_slide_features
 
@@ -307,7 +307,8 @@ def load_training_set(features_dir, *, annotations=None, labels=None, rule=None)
 
 
 def train_from_feature_stores(features_dir, *, annotations=None, labels=None, classifier="xgboost", cv=5,
-                              random_state=0, classifier_params=None, positive_label=None, rule=None):
+                              random_state=0, classifier_params=None, positive_label=None, rule=None,
+                              features=None):
     """Train a patch classifier on feature stores with group-aware (by slide) cross-validation.
 
     Parameters
@@ -334,6 +335,11 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
     positive_label : object, optional
         The positive class; required unless the labels are 0/1 (``Tumor``/``normal`` or ``1``/``2`` are not
         guessed). Recorded in the model as ``positive_label_``; heatmaps draw its score.
+    features : transformer, optional
+        The feature transformer the stores were extracted with. By default it is rebuilt from the stores'
+        recorded configuration, which is only done for medfeat's feature transformers (an allow-list:
+        a store is a file, and must not name code to run); for another transformer pass it here, and it
+        is checked against the recorded configuration.
 
     Returns
     -------
@@ -385,7 +391,15 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
         warnings.warn(f"only {slides_per_class} slide(s) hold the rarer class: no group-aware cross-validation; "
                       "the model is fitted on all patches.", RuntimeWarning, stacklevel=2)
 
-    transformer = estimator_from_config(attrs["transformer"])
+    if features is None:
+        transformer = estimator_from_config(attrs["transformer"])
+    else:
+        if strip_runtime(estimator_config(features)) != strip_runtime(attrs["transformer"]):
+            raise ValueError(
+                f"features={features!r} is not the transformer the stores were extracted with "
+                f"({attrs['transformer'].get('__class__')} with its recorded parameters)."
+            )
+        transformer = clone(features)
     model = SlidePatchClassifier.from_grid_spec(
         transformer, clf, attrs["grid_spec"], positive_label=positive.item() if hasattr(positive, "item") else positive
     )
