@@ -295,6 +295,9 @@ def _cmd_heatmap(args):
     from medfeat.pipelines.labels import slide_labels
     from medfeat.pipelines.workflow import write_heatmap_outputs
 
+    from medfeat.pipelines.labels import check_unique_stems
+
+    check_unique_stems(args.slides)  # outputs are named <stem>.png/.geojson/.npy
     model, metadata = _load_any_model(args.model, args.trust)
     if args.features_dir is None and _driver_sees_files(args):
         _check_slides(args.slides)

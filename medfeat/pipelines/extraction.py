@@ -20,7 +20,15 @@ import numpy as np
 from ..slides.spec import DEFAULT_BATCH_SIZE, DEFAULT_NUM_WORKERS, GridSpec, check_batch_size
 from .config import make_features, set_batch_size
 from .labels import annotations_id, find_annotation, label_patches, slide_stem
-from .store import FeatureStoreWriter, resolve_store_path, store_path_for
+from .store import (
+    FeatureStoreWriter,
+    StoreCollisionError,
+    recorded_fingerprint,
+    resolve_store_path,
+    slide_fingerprint,
+    store_lock,
+    store_path_for,
+)
 
 __all__ = ["EmptyTissueError", "ExtractionResult", "extract_features", "extract_slide_features"]
 
@@ -133,6 +141,7 @@ def extract_slide_features(
     slide_mpp=None,
     backend="thread",
     label_rule=None,
+    lock_timeout=None,
     **grid_settings,
 ):
     """Extract patch features of one slide into an HDF5 feature store.
@@ -178,11 +187,23 @@ def extract_slide_features(
         The slide's mpp when the file does not record it.
     backend : {"thread", "process"}
         Reader worker backend.
+    lock_timeout : float, optional
+        Seconds to wait when another process is writing the same store (its lock is held); None waits
+        until it finishes (the finished store is then skipped), 0 gives up at once
+        (:class:`~medfeat.pipelines.store.StoreBusyError`).
 
     Returns
     -------
     pathlib.Path
         The finished store.
+
+    Raises
+    ------
+    StoreCollisionError
+        When the finished store at ``out`` was made from another slide with the same file name (it is
+        neither skipped nor overwritten; ``overwrite=True`` replaces it).
+    StoreWriteError
+        When writing fails (disk full): no store is published and the partial file is removed.
 
     Examples
     --------
@@ -199,27 +220,39 @@ def extract_slide_features(
     spec = GridSpec.build(grid, **grid_settings)
     batch_size = check_batch_size(batch_size)
     out = resolve_store_path(slide, out)
-    if out.exists() and not overwrite:
-        logger.info("feature store %s exists; skipping (overwrite=True recomputes it)", out)
-        return out
+    if isinstance(slide, (str, os.PathLike)) and not Path(slide).exists():
+        raise FileNotFoundError(f"slide file not found: {os.fspath(slide)}")
+    fingerprint = slide_fingerprint(slide)
+    # one writer per store: a second run waits here (or gives up), then finds the finished store
+    with store_lock(out, timeout=lock_timeout):
+        if out.exists() and not overwrite:
+            recorded, recorded_slide = recorded_fingerprint(out)
+            if recorded and recorded != fingerprint:
+                raise StoreCollisionError(
+                    f"{out} holds the features of another slide with the same name ({recorded_slide or 'unknown'}); "
+                    "refusing to skip or overwrite it: write to another output directory, rename the slide, or "
+                    "pass overwrite=True (--overwrite) if the slide was replaced on purpose."
+                )
+            logger.info("feature store %s exists; skipping (overwrite=True recomputes it)", out)
+            return out
 
-    transformer = make_features(features, scales=spec.scales)
-    set_batch_size(transformer, batch_size)
-    reader, owns = _open_reader(slide, slide_mpp)
-    try:
-        grid = _tissue_grid(reader, spec)
-        labels = label_patches(grid, annotations, rule=label_rule)
-        chunk_rows = max(batch_size, -(-int(chunk_size) // batch_size) * batch_size)
-        with FeatureStoreWriter(out, grid, transformer, spec=spec, slide_mpp=reader.mpp, labels=labels,
-                                annotations_id=annotations_id(annotations), chunk_rows=chunk_rows,
-                                overwrite=overwrite) as store:
-            _fit_on_first_rows(transformer, reader, grid, spec.scales, batch_size)
-            _stream_rows(store, reader, grid, transformer, scales=spec.scales, batch_size=batch_size,
-                         num_workers=num_workers, backend=backend, progress=progress)
-            return store.finish()
-    finally:
-        if owns:
-            reader.close()
+        transformer = make_features(features, scales=spec.scales)
+        set_batch_size(transformer, batch_size)
+        reader, owns = _open_reader(slide, slide_mpp)
+        try:
+            grid = _tissue_grid(reader, spec)
+            labels = label_patches(grid, annotations, rule=label_rule)
+            chunk_rows = max(batch_size, -(-int(chunk_size) // batch_size) * batch_size)
+            with FeatureStoreWriter(out, grid, transformer, spec=spec, slide_mpp=reader.mpp, labels=labels,
+                                    annotations_id=annotations_id(annotations), chunk_rows=chunk_rows,
+                                    overwrite=overwrite, slide_fingerprint=fingerprint) as store:
+                _fit_on_first_rows(transformer, reader, grid, spec.scales, batch_size)
+                _stream_rows(store, reader, grid, transformer, scales=spec.scales, batch_size=batch_size,
+                             num_workers=num_workers, backend=backend, progress=progress)
+                return store.finish()
+        finally:
+            if owns:
+                reader.close()
 
 
 @dataclass
@@ -295,6 +328,8 @@ def extract_features(slides, features="deep", out_dir=None, *, grid=None, overwr
     spec = GridSpec.build(grid, **{k: kwargs.pop(k) for k in list(kwargs) if k in grid_fields})
     transformer = make_features(features, scales=spec.scales)
     results = []
+    # Stores are named by the slide's file stem: two different slides with one stem would share a store.
+    first_with_stem = {}
     iterator = slides
     if progress and len(slides) > 1:
         from tqdm.auto import tqdm
@@ -302,6 +337,13 @@ def extract_features(slides, features="deep", out_dir=None, *, grid=None, overwr
         iterator = tqdm(slides, unit="slide", desc="slides")
     for slide in iterator:
         try:
+            stem = slide_stem(slide)
+            other = first_with_stem.setdefault(stem, slide)
+            if os.path.abspath(other) != os.path.abspath(slide):
+                raise StoreCollisionError(
+                    f"{slide} and {other} have the same name {stem!r}, so their feature stores would collide; "
+                    "extract them into separate output directories (or rename one)."
+                )
             target = store_path_for(slide, out_dir)
             existed = target.exists() and not overwrite
             ann = find_annotation(slide_stem(slide), annotations_dir)

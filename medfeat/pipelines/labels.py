@@ -17,6 +17,7 @@ __all__ = [
     "ClassRule",
     "annotation_summary",
     "annotations_id",
+    "check_unique_stems",
     "find_annotation",
     "label_patches",
     "labels_from_annotations",
@@ -46,6 +47,34 @@ def slide_stem(slide):
         return None
     name = Path(path).name
     return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def check_unique_stems(slides):
+    """Refuse slides that share a file stem: their outputs (stores, heatmaps) are named by it and would
+    overwrite or be mistaken for each other.
+
+    Raises
+    ------
+    ValueError
+        Naming the slides that collide.
+
+    Examples
+    --------
+    >>> check_unique_stems(["/a/s1.svs", "/b/s2.svs", "/a/s1.svs"])
+    >>> check_unique_stems(["/a/s1.svs", "/b/s1.tif"])
+    Traceback (most recent call last):
+    ...
+    ValueError: slides /a/s1.svs and /b/s1.tif have the same name 's1', so their outputs would overwrite each other; process them into separate output directories or rename one.
+    """
+    seen = {}
+    for slide in slides:
+        stem = slide_stem(slide)
+        first = seen.setdefault(stem, slide)
+        if os.path.abspath(os.fspath(first)) != os.path.abspath(os.fspath(slide)):
+            raise ValueError(
+                f"slides {os.fspath(first)} and {os.fspath(slide)} have the same name {stem!r}, so their outputs "
+                "would overwrite each other; process them into separate output directories or rename one."
+            )
 
 
 def find_annotation(stem, annotations_dir):
@@ -111,12 +140,30 @@ def label_patches(grid, annotations, rule=None):
 
 
 def annotations_id(annotations):
-    """What a store records about the annotations it was labelled with (path or polygon count)."""
+    """What a store records about the annotations it was labelled with: their source (path or polygon
+    count) and a SHA-256 of their content, so a partial store is not resumed with edited annotations.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from medfeat.slides import Annotation
+    >>> annotations_id([Annotation(np.array([[0, 0], [4, 0], [4, 4]]), label="Tumor")])["source"]
+    '1 polygons'
+    """
+    import hashlib
+    import json
+
     if annotations is None:
         return None
     if isinstance(annotations, (str, os.PathLike)):
-        return os.path.abspath(os.fspath(annotations))
-    return f"{len(list(annotations))} polygons"
+        with open(annotations, "rb") as fh:
+            digest = hashlib.sha256(fh.read()).hexdigest()
+        return {"source": os.path.abspath(os.fspath(annotations)), "sha256": digest}
+    annotations = list(annotations)
+    content = [[getattr(a, "label", ""), np.asarray(getattr(a, "polygon", a), float).tolist(),
+                [np.asarray(h, float).tolist() for h in getattr(a, "holes", [])]] for a in annotations]
+    digest = hashlib.sha256(json.dumps(content).encode()).hexdigest()
+    return {"source": f"{len(annotations)} polygons", "sha256": digest}
 
 
 def read_labels_csv(path):
