@@ -85,6 +85,83 @@ def _run(config, slides, out, settings):
             "loadavg": os.getloadavg()}
 
 
+def _report(args, slides, configs, runs, outs, settings, out_dir, *, complete):
+    """Write distributed.json / .md from the runs so far; returns the Markdown."""
+    import h5py
+
+    from medfeat._checks import write_atomic
+
+    done = [c for c in configs if runs[c]]
+    reference = outs["in-process"][0] if outs["in-process"] else None
+    checks = {}
+    if reference is not None:
+        for config in done:
+            if config == "in-process":
+                continue
+            arrays, md5 = True, True
+            for out in outs[config]:
+                for s in slides:
+                    name = f"{Path(s).stem}.h5"
+                    arrays &= _same_store(out / name, reference / name)
+                    md5 &= _md5(out / name) == _md5(reference / name)
+            checks[config] = {"arrays_and_attrs_equal": bool(arrays), "bytes_equal": bool(md5)}
+    some = outs[done[0]][0] if done else None
+    patches = None
+    if some is not None:
+        with h5py.File(some / f"{Path(slides[0]).stem}.h5", "r") as f:
+            patches = int(f.attrs["n_patches"])
+    med = {c: statistics.median(r["slides_per_hour"] for r in runs[c]) for c in done}
+    pair = [b["slides_per_hour"] / a["slides_per_hour"] for a, b in zip(runs["local:1"], runs["local:2"])]
+    results = {
+        "complete": complete,
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "note": "2-core machine shared with other engineers' jobs during the run (see loadavg per run); "
+                "figures are medians, the 2-vs-1 ratio pairs runs of the same round, rounds alternate the order",
+        "slides": len(slides), "slide_level0_size": list(args.slide_size), "patches_per_slide_first": patches,
+        "settings": {**settings, "features": "DeepFeatures(runtime='eager', batch_size=32), efficientnet_lite0, "
+                                            "native 64 px input"},
+        "runs": runs,
+        "median_slides_per_hour": med,
+        "ratio_2_vs_1_workers": {"median_of_rounds": statistics.median(pair) if pair else None, "per_round": pair},
+        "ratio_1_worker_vs_in_process": (med["local:1"] / med["in-process"]
+                                         if "local:1" in med and "in-process" in med else None),
+        "identical_to_in_process": checks,
+        "startup_s_median": {c: statistics.median(r["startup_s"] for r in runs[c]) for c in done if c != "in-process"},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=2, default=float) + "\n"
+    write_atomic(out_dir / "distributed.json", lambda fh: fh.write(text.encode()))
+    lines = [
+        "# Scale-out: slides/hour on this machine" + ("" if complete else " (partial: run still going)"),
+        "",
+        f"{len(slides)} synthetic slides ({args.slide_size[0]} x {args.slide_size[1]} px at 0.5 um/px, "
+        f"{patches} tissue patches of 64 px at 1 um/px in the first), deep features (EfficientNet-Lite0, eager "
+        "PyTorch), one Dask task per slide. " + results["note"] + ".",
+        "",
+        "| configuration | median slides/hour | runs | cluster start-up (s) | task seconds per slide (first run) |",
+        "|---|---|---|---|---|",
+    ]
+    for c in done:
+        su = f"{results['startup_s_median'][c]:.1f}" if c in results["startup_s_median"] else "-"
+        tasks = ", ".join(f"{t:.0f}" for t in runs[c][0]["task_s"])
+        lines.append(f"| {c} | {med[c]:.0f} | {len(runs[c])} | {su} | {tasks} |")
+    lines.append("")
+    if pair:
+        lines.append(f"2 workers vs 1 worker: **{results['ratio_2_vs_1_workers']['median_of_rounds']:.2f}x** "
+                     f"(per round: {', '.join(f'{x:.2f}' for x in pair)}).")
+    if results["ratio_1_worker_vs_in_process"] is not None:
+        lines.append(f"1 worker vs in-process: {results['ratio_1_worker_vs_in_process']:.2f}x.")
+    if checks:
+        lines += ["", "Stores of the Dask runs against the in-process run: " + "; ".join(
+            f"{c}: datasets+attributes {'equal' if v['arrays_and_attrs_equal'] else 'DIFFERENT'}, file bytes "
+            f"{'equal' if v['bytes_equal'] else 'different'}" for c, v in checks.items()) + "."]
+    lines += ["", "Load average (1 min) at the end of each run: "
+              + ", ".join(f"{c} {r['loadavg'][0]:.1f}" for c in done for r in runs[c]) + ".", ""]
+    md = "\n".join(lines)
+    write_atomic(out_dir / "distributed.md", lambda fh: fh.write(md.encode()))
+    return md
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--slides", type=int, default=4)
@@ -96,7 +173,6 @@ def main():
     if args.quick:
         args.slides, args.repeats, args.slide_size = 2, 1, (2048, 1536)
 
-    from medfeat._checks import write_atomic
     from medfeat.slides import write_synthetic_slide
 
     settings = dict(mpp=1.0, size=64, batch_size=32, reader_threads=2)
@@ -106,8 +182,7 @@ def main():
                                         seed=i).path for i in range(args.slides)]
         configs = ["in-process", "local:1", "local:2"]
         runs = {c: [] for c in configs}
-        identical = {c: [] for c in configs if c != "in-process"}
-        reference = None
+        outs = {c: [] for c in configs}
         k = 0
         for rep in range(args.repeats):
             order = configs if rep % 2 == 0 else configs[::-1]
@@ -116,76 +191,12 @@ def main():
                 k += 1
                 r = _run(config, slides, out, settings)
                 runs[config].append(r)
+                outs[config].append(out)
                 print(f"{config:10s} {r['wall_s']:7.1f} s  {r['slides_per_hour']:7.1f} slides/h  "
                       f"(start-up {r['startup_s']:.1f} s, load {r['loadavg'][0]:.1f})", flush=True)
-                if config == "in-process" and reference is None:
-                    reference = out
-                elif config != "in-process":
-                    identical[config].append(out)
-        # compare after all runs (the reference exists by then whatever the order)
-        checks = {}
-        for config, outs in identical.items():
-            arrays, md5 = True, True
-            for out in outs:
-                for s in slides:
-                    name = f"{Path(s).stem}.h5"
-                    arrays &= _same_store(out / name, reference / name)
-                    md5 &= _md5(out / name) == _md5(reference / name)
-            checks[config] = {"arrays_and_attrs_equal": bool(arrays), "bytes_equal": bool(md5)}
-        import h5py
-
-        with h5py.File(reference / f"{Path(slides[0]).stem}.h5", "r") as f:
-            patches_per_slide = int(f.attrs["n_patches"])
-        med = {c: statistics.median(r["slides_per_hour"] for r in runs[c]) for c in configs}
-        # pairwise ratios of runs of the same round, then their median
-        pair = [b["slides_per_hour"] / a["slides_per_hour"] for a, b in zip(runs["local:1"], runs["local:2"])]
-        results = {
-            "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-            "note": "2-core machine shared with other engineers' jobs during the run (see loadavg per run); "
-                    "figures are medians, the ratio is of runs in the same round, in alternating order",
-            "slides": args.slides, "slide_level0_size": list(args.slide_size), "patches_per_slide": patches_per_slide,
-            "settings": {**settings, "features": "DeepFeatures(runtime='eager') efficientnet_lite0, native 64 px"},
-            "runs": runs,
-            "median_slides_per_hour": med,
-            "ratio_2_vs_1_workers": {"median_of_rounds": statistics.median(pair), "per_round": pair},
-            "ratio_1_worker_vs_in_process": med["local:1"] / med["in-process"],
-            "identical_to_in_process": checks,
-            "startup_s_median": {c: statistics.median(r["startup_s"] for r in runs[c]) for c in configs[1:]},
-        }
-        out_dir = Path(args.out)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(results, indent=2, default=float) + "\n"
-        write_atomic(out_dir / "distributed.json", lambda fh: fh.write(text.encode()))
-        lines = [
-            "# Scale-out: slides/hour on this machine",
-            "",
-            f"{args.slides} synthetic slides ({args.slide_size[0]} x {args.slide_size[1]} px at 0.5 um/px, "
-            f"{patches_per_slide} tissue patches of 64 px at 1 um/px per slide), deep features (EfficientNet-Lite0, "
-            "eager PyTorch), one Dask task per slide. " + results["note"] + ".",
-            "",
-            "| configuration | median slides/hour | runs | cluster start-up (s) |",
-            "|---|---|---|---|",
-        ]
-        for c in configs:
-            su = f"{results['startup_s_median'][c]:.1f}" if c in results["startup_s_median"] else "-"
-            lines.append(f"| {c} | {med[c]:.0f} | {len(runs[c])} | {su} |")
-        lines += [
-            "",
-            f"2 workers vs 1 worker: **{results['ratio_2_vs_1_workers']['median_of_rounds']:.2f}x** (median of "
-            f"per-round ratios {', '.join(f'{x:.2f}' for x in pair)}); 1 worker vs in-process: "
-            f"{results['ratio_1_worker_vs_in_process']:.2f}x.",
-            "",
-            "Stores of every Dask run against the in-process run: " + "; ".join(
-                f"{c}: arrays+attrs {'equal' if v['arrays_and_attrs_equal'] else 'DIFFERENT'}, bytes "
-                f"{'equal' if v['bytes_equal'] else 'different'}" for c, v in checks.items()) + ".",
-            "",
-            "Load average (1 min) at the end of each run: "
-            + ", ".join(f"{c} {r['loadavg'][0]:.1f}" for c in configs for r in runs[c]) + ".",
-            "",
-        ]
-        md = "\n".join(lines)
-        write_atomic(out_dir / "distributed.md", lambda fh: fh.write(md.encode()))
-        print(md)
+                # results so far, rewritten after every run (a long run on a busy machine still leaves figures)
+                _report(args, slides, configs, runs, outs, settings, Path(args.out), complete=False)
+        print(_report(args, slides, configs, runs, outs, settings, Path(args.out), complete=True))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
