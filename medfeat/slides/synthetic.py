@@ -266,6 +266,8 @@ def write_synthetic_slide(
     compression="jpeg",
     tissue_fraction=0.35,
     progress=False,
+    lesion_style="distinct",
+    lesion_radius_um=None,
 ):
     """Write a synthetic H&E-like pyramidal slide with known lesion polygons.
 
@@ -293,6 +295,13 @@ def write_synthetic_slide(
         Approximate fraction of the slide area covered by tissue.
     progress : bool
         Show a tqdm bar over tiles.
+    lesion_style : {"distinct", "subtle"}, default "distinct"
+        ``"distinct"``: lesions are darker, more purple and crowded with nuclei (easy to find);
+        ``"subtle"``: lesions keep the normal tissue's colour, background texture and nuclear stain and
+        differ only in nuclear density (1.8x) and nuclear size (+20 %), so a classifier has real work to do.
+    lesion_radius_um : float, optional
+        Mean radius of random lesions in microns (default: a fifth to a third of the tissue blob's radius,
+        often below the 275 um isolated-tumour-cell limit of CAMELYON16); capped to fit the blob.
 
     Returns
     -------
@@ -336,6 +345,10 @@ def write_synthetic_slide(
             _blob(rng, (cx + 0.5) * cell_w + rng.uniform(-jitter, jitter), (cy + 0.5) * cell_h + rng.uniform(-jitter, jitter),
                   radius * rng.uniform(0.85, 1.0), n_vertices=128, roughness=0.3)
         )
+    if lesion_style not in ("distinct", "subtle"):
+        raise ValueError(f"lesion_style must be 'distinct' or 'subtle', got {lesion_style!r}.")
+    if lesion_radius_um is not None and not float(lesion_radius_um) > 0:
+        raise ValueError(f"lesion_radius_um must be positive, got {lesion_radius_um!r}.")
     if isinstance(lesions, (int, np.integer)):
         if lesions < 0:
             raise ValueError(f"lesions must be >= 0 or a list of polygons, got {lesions!r}.")
@@ -345,8 +358,12 @@ def write_synthetic_slide(
             centre = blob.mean(axis=0)
             r_t = np.min(np.hypot(*(blob - centre).T))
             lr = r_t * rng.uniform(0.18, 0.3)
+            if lesion_radius_um is not None:
+                lr = min(float(lesion_radius_um) / float(mpp) * rng.uniform(0.85, 1.15), 0.45 * r_t)
             ang = rng.uniform(0, 2 * np.pi)
             d = rng.uniform(0, 0.55) * r_t
+            if lesion_radius_um is not None:
+                d = rng.uniform(0, max(0.0, 0.9 * r_t - lr))
             lesion_polys.append(_blob(rng, centre[0] + d * np.cos(ang), centre[1] + d * np.sin(ang), lr, 64, 0.35))
     else:
         lesion_polys = []
@@ -358,7 +375,10 @@ def write_synthetic_slide(
 
     tex_rng = np.random.default_rng([int(seed), 1])
     normal = _texture(tex_rng, _PERIOD, (232, 170, 205), (95, 45, 140), 0.0009, 2.2, 9.0)
-    tumour = _texture(tex_rng, _PERIOD, (165, 95, 165), (55, 20, 105), 0.0045, 2.6, 12.0)
+    if lesion_style == "distinct":
+        tumour = _texture(tex_rng, _PERIOD, (165, 95, 165), (55, 20, 105), 0.0045, 2.6, 12.0)
+    else:
+        tumour = _texture(tex_rng, _PERIOD, (232, 170, 205), (95, 45, 140), 0.0016, 2.65, 9.0)
     pyr_normal = _texture_pyramid(normal, len(dims), t)
     pyr_tumour = _texture_pyramid(tumour, len(dims), t)
     background = np.full((t, t, 3), _BACKGROUND, np.uint8).view(_ConstTile)
