@@ -409,12 +409,35 @@ def _cmd_compare(args):
         kwargs["bit_depth"] = args.bit_depth
     kwargs.update(stain=args.stain, augment=args.augment, n_copies=args.n_copies, tta=args.tta,
                   slide_standardize=args.slide_standardize)
-    result = compare_image_folder(args.image_dir, args.out, **kwargs)
+    if args.group_column and args.group_regex:
+        raise ValueError("give --group-column or --group-regex, not both.")
+    if args.group_column:
+        kwargs["group_column"] = args.group_column
+    if args.group_regex:
+        kwargs["group_regex"] = args.group_regex
+    kwargs["nested"] = not args.no_nested
+    with warnings.catch_warnings():
+        # printed once, after the table, where it cannot scroll away
+        warnings.filterwarnings("ignore", message="NOT GROUP-AWARE")
+        result = compare_image_folder(args.image_dir, args.out, **kwargs)
     _say(args, result.to_markdown())
     for note in getattr(result, "notes", []) or []:
-        _say(args, f"note: {note}")
+        if not note.startswith("NOT GROUP-AWARE"):
+            _say(args, f"note: {note}")
+    for note in getattr(result, "notes", []) or []:
+        if note.startswith("NOT GROUP-AWARE"):
+            print(f"{PROG}: warning: {note}", file=sys.stderr)
     files = getattr(result, "files", {}) or {}
     _say(args, "written: " + ", ".join(str(p) for p in files.values()) if files else f"results written to {args.out}")
+    return 0
+
+
+def _cmd_predict(args):
+    from medfeat.pipelines.workflow import predict_image_dir
+
+    df = predict_image_dir(args.model, args.image_dir, args.out, batch_size=args.batch_size,
+                           positive_label=args.positive_label)
+    _say(args, f"{len(df)} images scored -> {args.out} (metadata in {args.out}.json)")
     return 0
 
 
@@ -646,7 +669,24 @@ def build_parser():
     p.add_argument("--tta", action="store_true", help="average features over the 8 rotations/flips of each image")
     p.add_argument("--slide-standardize", action="store_true",
                    help="standardise features group by group (each slide/patient with its own mean/std)")
+    p.add_argument("--group-column", default=None,
+                   help="manifest.csv column holding the patient/slide of each image (default: auto-detected)")
+    p.add_argument("--group-regex", default=None,
+                   help="group images by a regular expression on their path, e.g. 'person(\\d+)_' (first capture "
+                        "group)")
+    p.add_argument("--no-nested", action="store_true",
+                   help="skip the nested grouped CV that estimates the best-of-N selection honestly")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("predict", parents=[common], help="score a folder of images with a saved image model",
+                       description="Apply a saved image model (the model.skops `medfeat compare` writes) to every "
+                                   "image under IMAGE_DIR; writes a CSV of path,score[,y_true] and its .json sidecar.")
+    p.add_argument("model", help="model file (model.skops from `medfeat compare`)")
+    p.add_argument("image_dir", help="folder of images (searched recursively)")
+    p.add_argument("--out", required=True, help="CSV to write")
+    p.add_argument("--positive-label", default=None, help="positive class (default: the one the model recorded)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("demo", parents=[common], help="run the whole pipeline offline on bundled data",
                        description="Offline end-to-end demo: synthetic slides with planted lesions and the real "

@@ -25,6 +25,7 @@ from .workflow import (
     EvaluationResult,
     evaluate_predictions,
     froc_from_heatmaps,
+    predict_image_dir,
     read_thresholds,
     write_heatmap_outputs,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "make_features",
     "make_patch_pipeline",
     "positive_scores",
+    "predict_image_dir",
     "read_thresholds",
     "run_demo",
     "save_model",

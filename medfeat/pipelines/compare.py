@@ -97,6 +97,102 @@ class CompareResult(ResultDisplay):
 # -- features ---------------------------------------------------------------------------------------
 
 
+class _RegexGroup:
+    """Group of an image: a regular expression's first capture group (or match) in its relative path."""
+
+    def __init__(self, pattern):
+        import re
+
+        try:
+            self.regex = re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"group_regex {pattern!r} is not a regular expression: {exc}") from None
+        self.pattern = pattern
+
+    def __call__(self, rel):
+        m = self.regex.search(str(rel))
+        if m is None:
+            raise ValueError(f"group_regex {self.pattern!r} does not match {str(rel)!r}; every image needs a group.")
+        return m.group(1) if m.groups() else m.group(0)
+
+
+def _regex_grouper(pattern):
+    return _RegexGroup(pattern)
+
+
+def _nested_selection(sets, y, groups, classifiers, positive, n_splits, random_state, eval_groups, n_bootstrap,
+                      confidence):
+    """Out-of-fold scores of "choose the best configuration by inner grouped CV, then fit it" (binary)."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from ..classifiers import decision_scores
+    from ..evaluation import roc_report
+
+    pos = (np.asarray(y) == positive).astype(int)
+    outer = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state + 1)
+    scores = np.full(len(y), np.nan)
+    chosen = []
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        splits = list(outer.split(np.zeros((len(y), 1)), pos, groups))
+        for train, test in splits:
+            inner_splits = min(n_splits - 1 if n_splits > 2 else 2, len(np.unique(groups[train])))
+            best, best_auc = None, -np.inf
+            for f, X in sets.items():
+                for c in classifiers:
+                    try:
+                        cv = cross_validate_groups(make_classifier(c), X[train], y[train], groups[train],
+                                                   n_splits=inner_splits, random_state=random_state, scoring=())
+                        # cv.scores score the second class in sorted order; AUC ranks configurations the same way
+                        auc = roc_auc_score(y[train] == np.unique(y[train])[1], cv.scores)
+                    except ValueError:
+                        continue
+                    if auc > best_auc:
+                        best, best_auc = (f, c), auc
+            if best is None:
+                raise ValueError("nested CV: no configuration could be cross-validated on an outer training side.")
+            chosen.append(f"{best[0]} + {best[1]}")
+            model = make_classifier(best[1]).fit(sets[best[0]][train], y[train])
+            s = np.asarray(decision_scores(model, sets[best[0]][test]), dtype=np.float64)
+            if s.ndim == 2:
+                classes = list(model.classes_)
+                s = s[:, classes.index(positive)]
+            scores[test] = s
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        rep = roc_report(pos, scores, groups=eval_groups, n_bootstrap=n_bootstrap if eval_groups is not None else 0,
+                         ci="bootstrap" if eval_groups is not None and n_bootstrap else "delong",
+                         confidence=confidence, random_state=random_state, operating_points=())
+    return {"auc": float(rep.auc), "auc_ci": [float(v) for v in rep.auc_ci], "ci_method": rep.ci_method,
+            "chosen": chosen, "outer_folds": len(splits), "notes": list(rep.notes)}
+
+
+def _save_best(path, feature_set, classifier, X, y, images, deep_backbone, n_jobs, bit_depth, positive, classes,
+               policy):
+    """The best row as an image-to-score Pipeline (frozen extractor + classifier fitted on all images)."""
+    from sklearn.pipeline import Pipeline
+
+    from .persist import save_model
+
+    if feature_set.startswith("deep:"):
+        layer = feature_set.split(":", 1)[1]
+        transformer = _transformer("deep", deep_backbone, [layer], n_jobs)
+    else:
+        transformer = _transformer(feature_set, deep_backbone, (), n_jobs, bit_depth)
+    # Feature extractors learn nothing from data: fitting builds them. The classifier is fitted on the
+    # cached features of all images (the same numbers the transformer gives).
+    first = images[:1] if not isinstance(images, list) else [images[0]]
+    transformer.fit(first)
+    clf = make_classifier(classifier).fit(X, y)
+    pipe = Pipeline([("features", transformer), ("classifier", clf)])
+    meta = {"feature_set": feature_set, "classifier": classifier, "deep_backbone": deep_backbone,
+            "positive": positive, "classes": [str(c) for c in classes], "image_input": json_safe(policy),
+            "trained_on_images": int(len(y)), "source": "medfeat compare (best row)"}
+    return save_model(pipe, path, metadata=meta)
+
+
 def _transformer(name, deep_backbone, deep_layers, n_jobs, bit_depth=None):
     """The extractor of one feature set, from the one preset factory (:func:`make_feature_transformer`)."""
     if name == "deep":
@@ -375,6 +471,9 @@ def compare_image_folder(
     n_copies=4,
     tta=False,
     slide_standardize=False,
+    group_regex=None,
+    nested=True,
+    save_model=True,
 ):
     """Compare feature sets x classifiers with group-aware CV on a folder of class sub-folders.
 
@@ -444,6 +543,19 @@ def compare_image_folder(
         Standardise every feature set group by group (each group with its own mean/std,
         :func:`~medfeat.features.standardize_by_group`); it uses no labels and no other group, so it
         does not leak across folds.
+    group_regex : str, optional
+        Group each image by a regular expression searched in its path relative to ``path`` (the first
+        capture group, else the whole match), e.g. ``r"person(\\d+)_"``; a file it does not match is an
+        error. Overrides ``group_column``.
+    nested : bool, default=True
+        For a binary task, also estimate the whole "pick the best row" procedure by nested grouped CV:
+        in each outer fold the configuration is chosen by an inner grouped CV on the training groups
+        only, then scored on the held-out groups. The table's best row is the best of N on the same
+        out-of-fold scores and therefore optimistic; the nested figure is not.
+    save_model : bool, default=True
+        Fit the best row's feature set and classifier on all images and save it as ``model.skops``
+        (``medfeat predict`` applies it to new images). Not available for ``"fusion"`` or with
+        augmentation / stain / TTA levers.
 
     Returns
     -------
@@ -485,6 +597,8 @@ def compare_image_folder(
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
 
+    if group_regex is not None:
+        group_column = _regex_grouper(group_regex)
     ds = load_image_folder(path, group_column=group_column, progress=progress, window=window, bit_depth=bit_depth)
     policy = ds.input_policy
     y, groups, classes = ds.labels, ds.groups, list(ds.classes)
@@ -628,10 +742,22 @@ def compare_image_folder(
     timings["cv_seconds"] = round(time.perf_counter() - t_cv, 2)
 
     # 3. tables
-    notes = [
+    grouped = n_groups < len(y)
+    if not grouped:
+        msg = (f"NOT GROUP-AWARE: no patient/slide grouping was given, so every image is its own group; images "
+               f"of one patient or slide can sit on both sides of a split and every figure here is then "
+               "optimistic. Give a manifest column (--group-column) or a file-name pattern (--group-regex).")
+        warnings.warn(msg, UserWarning, stacklevel=2)
+    n_configs = len(sets) * len(classifiers)
+    notes = ([msg] if not grouped else []) + [
         f"{len(y)} images, {len(classes)} classes, {n_groups} groups "
         f"({ds.group_column or 'one group per image'}); {n_splits}-fold StratifiedGroupKFold "
-        f"(shuffled, random_state={random_state}): no group on both sides of a split.",
+        f"(shuffled, random_state={random_state})"
+        + (": no group on both sides of a split." if grouped else ": splits by image only (see above)."),
+        f"Best of {n_configs}: the top row is chosen among {n_configs} configurations on the same out-of-fold "
+        "scores it is reported with, so its figures are optimistic (selection bias)"
+        + ("; the nested grouped CV figure below estimates the selection procedure honestly." if nested and
+           len(classes) == 2 else "."),
         "Scores are out-of-fold and pooled over folds; features are frozen/unsupervised and computed once, "
         "scaling and classifiers are fitted inside each training fold.",
     ]
@@ -660,8 +786,8 @@ def compare_image_folder(
         notes.append(
             f"Positive class: {positive}. AUC CI: {rep.ci_method} ({confidence:.0%}); sensitivity and "
             "specificity at the Youden threshold chosen on the same out-of-fold scores (optimistic), "
-            "percentile bootstrap CIs. p_vs_best: paired DeLong test against the best row "
-            f"({best_key[0]} + {best_key[1]}); it treats images as independent."
+            "percentile bootstrap CIs. p_vs_best: paired test against the best row "
+            f"({best_key[0]} + {best_key[1]}): clustered (Obuchowski 1997) when images are grouped, else DeLong."
         )
         sort_col = "auc"
         extra["roc"] = {f"{f} | {c}": comparison.reports[f"{f} + {c}"].to_dict() for f, c in cvs}
@@ -691,6 +817,32 @@ def compare_image_folder(
         ],
     )
     table = table.sort_values(sort_col, ascending=False, kind="stable").reset_index(drop=True)
+    nested_result = None
+    if nested and task == "binary" and len(cvs) > 1:
+        nested_result = _nested_selection(sets, y, groups, classifiers, positive, n_splits, random_state,
+                                          eval_groups, n_bootstrap, confidence)
+        extra["nested"] = nested_result
+        r = nested_result
+        notes.append(
+            f"Nested grouped CV of the selection itself (outer {n_splits} folds; the configuration chosen by an inner "
+            f"grouped CV on each outer training side): AUC {r['auc']:.3f} ({r['ci_method']} {r['auc_ci'][0]:.3f}-"
+            f"{r['auc_ci'][1]:.3f}); chosen per outer fold: {', '.join(r['chosen'])}. Report this, not the top row, as "
+            "the expected performance of 'the best configuration'."
+            if all(np.isfinite(r["auc_ci"])) else
+            f"Nested grouped CV of the selection itself: AUC {r['auc']:.3f}; chosen per outer fold: "
+            f"{', '.join(r['chosen'])}. Report this, not the top row, as the expected performance."
+        )
+    model_path = None
+    if save_model:
+        best_f, best_c = table.loc[0, "feature_set"], table.loc[0, "classifier"]
+        if best_f == "fusion" or stain or augment or tta or slide_standardize:
+            notes.append(f"No model saved: the best row ({best_f} + {best_c}) uses fusion or an image lever, which "
+                         "`medfeat predict` cannot replay.")
+        else:
+            model_path = _save_best(out / "model.skops", best_f, best_c, sets[best_f], y, images, deep_backbone,
+                                    n_jobs, bit_depth if window is None else None, positive, classes, policy)
+            notes.append(f"Model saved: {best_f} + {best_c} fitted on all {len(y)} images -> {model_path.name} "
+                         "(`medfeat predict model.skops IMAGE_DIR` applies it).")
     readme = Path(path) / "README.md"
     source = (
         readme.read_text(encoding="utf-8", errors="replace").splitlines()[0].lstrip("# ")
@@ -706,6 +858,8 @@ def compare_image_folder(
             table_md="table.md", table_csv="table.csv", results_json="results.json", report_html="report.html"
         ).items()
     }
+    if model_path is not None:
+        files["model"] = model_path
     title = f"medfeat compare: {Path(path).name}"
     md = [f"# {title}\n", _markdown(table)]
     if bar is not None:

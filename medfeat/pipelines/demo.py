@@ -41,7 +41,7 @@ __all__ = ["DemoResult", "run_demo", "write_demo_slides"]
 MPP = 1.0
 SIZE = 64
 SLIDE_MPP = 1.0
-SIDE = 2048
+SIDE = 1536
 LESION_RADIUS_UM = 130.0
 LESION_STYLE = "subtle"
 FROC_THRESHOLD = None  # each heatmap's validation-fixed decision threshold
@@ -81,7 +81,7 @@ def _write_slides(slide_dir, ann_dir, quick, progress):
     for name, n_lesions, seed in specs:
         path = slide_dir / f"{name}.tif"
         s = write_synthetic_slide(path, size=(side, side), mpp=SLIDE_MPP, lesions=n_lesions, seed=seed,
-                                  tissue_fraction=0.45, lesion_style=LESION_STYLE,
+                                  tissue_fraction=0.5, lesion_style=LESION_STYLE,
                                   lesion_radius_um=LESION_RADIUS_UM * (0.5 if quick else 1.0))
         # Normal slides get an empty annotation file: "no lesion here" is stated, not inferred from a
         # missing file.

@@ -26,6 +26,7 @@ __all__ = [
     "EvaluationResult",
     "evaluate_predictions",
     "froc_from_heatmaps",
+    "predict_image_dir",
     "read_thresholds",
     "write_heatmap_outputs",
 ]
@@ -345,3 +346,75 @@ def froc_from_heatmaps(heatmaps, annotations_dir, out_dir, *, rule=None, thresho
     res.plot(fig.add_subplot(1, 1, 1))
     _write_atomic(out / "froc.png", lambda fh: fig.savefig(fh, format="png"))
     return res
+
+
+def predict_image_dir(model, image_dir, out, *, batch_size=64, positive_label=None, progress=False):
+    """Score every image under ``image_dir`` with a saved image model (e.g. ``medfeat compare``'s ``model.skops``).
+
+    Parameters
+    ----------
+    model : estimator or str or path
+        A fitted image-to-score pipeline, or a file written by :func:`medfeat.pipelines.save_model`
+        (loaded with the default trusted types).
+    image_dir : str or path
+        Folder searched recursively for 8-bit images (PNG, JPEG, TIFF, BMP).
+    out : str or path
+        CSV to write: ``path`` (relative to ``image_dir``), ``score`` and, when the image sits in a
+        sub-folder named like one of the model's classes, ``y_true`` (that folder's name); plus a
+        ``<out>.json`` sidecar naming the model and what the score is.
+    batch_size : int, default 64
+    positive_label : optional
+        The positive class (default: the one the model recorded, else the second class).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    import io
+
+    import pandas as pd
+    from PIL import Image
+
+    from .heatmap import is_calibrated, positive_scores
+    from .persist import load_model
+
+    meta = {}
+    if isinstance(model, (str, Path)):
+        if not Path(model).is_file():
+            raise FileNotFoundError(f"model file not found: {model}")
+        loaded = load_model(model)
+        model, meta = loaded.pipeline, dict(loaded.metadata or {})
+    root = Path(image_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image directory not found: {image_dir}")
+    exts = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+    if not files:
+        raise ValueError(f"no images ({', '.join(exts)}) under {image_dir}.")
+    if positive_label is None and meta.get("positive") is not None:
+        positive_label = meta["positive"]
+    scores, kind = [], None
+    for start in range(0, len(files), int(batch_size)):
+        batch = []
+        for f in files[start:start + int(batch_size)]:
+            with Image.open(f) as im:
+                batch.append(np.asarray(im.convert("RGB")))
+        s, kind = positive_scores(model, batch, positive_label)
+        scores.append(np.asarray(s, dtype=np.float64))
+    rel = [str(f.relative_to(root)) for f in files]
+    df = pd.DataFrame({"path": rel, "score": np.concatenate(scores)})
+    classes = [str(c) for c in getattr(model, "classes_", [])]
+    parents = [Path(r).parts[0] if len(Path(r).parts) > 1 else None for r in rel]
+    if classes and all(p in classes for p in parents):
+        df["y_true"] = parents
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    df.to_csv(buf, index=False)
+    _write_text(out, buf.getvalue())
+    side = {"model": meta, "kind": kind, "calibrated": is_calibrated(model),
+            "score_name": "probability (calibrated)" if kind == "probability" and is_calibrated(model)
+            else "score (uncalibrated, not a probability)", "positive_label": None if positive_label is None
+            else str(positive_label), "n_images": len(df), "image_dir": str(root)}
+    _write_text(out.with_name(out.name + ".json"), json.dumps(side, indent=2, default=str))
+    return df

@@ -301,7 +301,7 @@ def write_synthetic_slide(
         differ only in nuclear density (1.8x) and nuclear size (+20 %), so a classifier has real work to do.
     lesion_radius_um : float, optional
         Mean radius of random lesions in microns (default: a fifth to a third of the tissue blob's radius,
-        often below the 275 um isolated-tumour-cell limit of CAMELYON16); capped to fit the blob.
+        often below the 275 um isolated-tumour-cell limit of CAMELYON16); capped to 0.6 of the blob radius.
 
     Returns
     -------
@@ -359,7 +359,7 @@ def write_synthetic_slide(
             r_t = np.min(np.hypot(*(blob - centre).T))
             lr = r_t * rng.uniform(0.18, 0.3)
             if lesion_radius_um is not None:
-                lr = min(float(lesion_radius_um) / float(mpp) * rng.uniform(0.85, 1.15), 0.45 * r_t)
+                lr = min(float(lesion_radius_um) / float(mpp) * rng.uniform(0.85, 1.15), 0.6 * r_t)
             ang = rng.uniform(0, 2 * np.pi)
             d = rng.uniform(0, 0.55) * r_t
             if lesion_radius_um is not None:
