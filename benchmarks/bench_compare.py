@@ -42,12 +42,13 @@ def main(names):
     for name in names:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / name
+            folder = dataset_folder(name)
             load_before = _load()
             t0 = time.perf_counter()
-            res = compare_image_folder(dataset_folder(name), out, progress=False)
+            res = compare_image_folder(folder, out, progress=False)
             fresh = time.perf_counter() - t0
             t0 = time.perf_counter()
-            again = compare_image_folder(data / name, out, progress=False)
+            again = compare_image_folder(folder, out, progress=False)
             cached = time.perf_counter() - t0
             same = again.table.drop(columns="fit_seconds").equals(res.table.drop(columns="fit_seconds"))
             records[name] = dict(

@@ -47,7 +47,6 @@ import hashlib
 import json
 import os
 import platform
-import sys
 import time
 import warnings
 from pathlib import Path
