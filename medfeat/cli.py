@@ -141,8 +141,18 @@ def _features_from_args(args):
             input_size = int(input_size)
         except ValueError:
             raise ValueError(f"--input-size must be 'native', 'auto' or a pixel count, got {input_size!r}.") from None
+    weights = getattr(args, "weights", "default")
+    if weights in (None, "default"):
+        weights = "DEFAULT"
+    elif weights == "none":
+        weights = None
+    else:
+        if args.features not in ("deep", "fusion"):
+            raise ValueError(f"--weights applies to --features deep or fusion, not {args.features}.")
+        if not Path(weights).is_file():
+            raise FileNotFoundError(f"--weights: checkpoint file not found: {weights} (or give 'default' / 'none')")
     return make_features(args.features, backbone=args.backbone, layers=layers, scales=tuple(args.scales),
-                         input_size=input_size)
+                         input_size=input_size, weights=weights)
 
 
 def _check_slides(slides):
@@ -540,6 +550,10 @@ def build_parser():
     p.add_argument("--size", type=int, default=224, help="patch size in pixels at --mpp (default 224)")
     p.add_argument("--stride", type=int, default=None, help="grid step in pixels at --mpp (default: --size)")
     p.add_argument("--backbone", default=None, help="deep backbone (default efficientnet_lite0; see `medfeat backbones`)")
+    p.add_argument("--weights", default="default", metavar="default|none|PATH",
+                   help="deep backbone weights: its pretrained ImageNet weights, random (none), or a local "
+                        "checkpoint file (loaded with torch.load(weights_only=True)), so the CLI runs offline with "
+                        "any backbone")
     p.add_argument("--layers", nargs="+", default=None, help="layer names (see `medfeat layers NAME`)")
     p.add_argument("--input-size", default=None, type=lambda v: None if v == "native" else v,
                    help="CNN input size: 'native' (default: the patch as read, --size px), 'auto' (the "

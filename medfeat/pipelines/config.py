@@ -31,7 +31,8 @@ __all__ = [
 ]
 
 
-def make_features(features="deep", *, backbone=None, layers=None, scales=(1,), batch_size=None, input_size=None):
+def make_features(features="deep", *, backbone=None, layers=None, scales=(1,), batch_size=None, input_size=None,
+                  weights="DEFAULT"):
     """Build a feature transformer from a name.
 
     Parameters
@@ -54,6 +55,9 @@ def make_features(features="deep", *, backbone=None, layers=None, scales=(1,), b
         the network at their own size: the grid's ``size`` at ``mpp`` already is the resolution asked
         for, so resizing would change it, and enlarging a 64 px patch to 224 px costs ~12x the
         compute for no new detail. ``"auto"`` is the backbone's training size (224 px for Lite0).
+    weights : "DEFAULT", None or path, default "DEFAULT"
+        Weights of the deep backbone: its pretrained ImageNet weights, a random (seeded) initialisation
+        (None), or a local checkpoint file (loaded with ``torch.load(weights_only=True)``).
 
     Returns
     -------
@@ -80,6 +84,8 @@ def make_features(features="deep", *, backbone=None, layers=None, scales=(1,), b
         if batch_size is not None:
             deep_kw["batch_size"] = int(batch_size)
         deep_kw["input_size"] = input_size
+        if weights != "DEFAULT":
+            deep_kw["weights"] = weights
         if features == "deep":
             transformer = make_feature_transformer("deep", **deep_kw)
         elif features == "fusion":
