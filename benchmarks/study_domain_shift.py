@@ -340,7 +340,7 @@ def metrics(y, proba, slides, classes, *, exclude=(), n_boot=1000, seed=0):
 # ----------------------------------------------------------------------------------------------
 def _skipped(family, cfg):
     """Levers not run for handcrafted features, to fit the CPU budget of a shared 2-core machine."""
-    return family == "handcrafted" and bool(cfg.get("tta") or cfg.get("augment"))
+    return family == "handcrafted" and bool(cfg.get("tta") or cfg.get("augment") or cfg.get("stain") == "vahadane")
 
 
 def _label(cfg):
@@ -361,7 +361,12 @@ def main(argv=None):
     ap.add_argument("--features-only", action="store_true", help="only fill the feature cache")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 levers, 50 bootstrap resamples")
     ap.add_argument("--input-size", type=int, default=None, help="resize tiles for the CNN (default: native 150 px)")
-    ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--n-boot", type=int, default=1000,
+                    help="slide-bootstrap resamples (6 slides have only 462 distinct resamples)")
+    ap.add_argument("--other-layers", action="store_true",
+                    help="also report the baseline of the other cached Lite0 layers (context, not used for selection)")
+    ap.add_argument("--skip-tta", action="store_true",
+                    help="leave out dihedral TTA (7 more CNN passes over the tiles); the output says so")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
     load_start = _load()
@@ -386,7 +391,8 @@ def main(argv=None):
     stains = ["reinhard", "macenko", "vahadane"]
     alone += [dict(stain=s) for s in stains]
     alone += [dict(augment="hed"), dict(augment="color")]
-    alone += [dict(tta="feature"), dict(tta="score")]
+    if not args.skip_tta:
+        alone += [dict(tta="feature"), dict(tta="score")]
     alone += [dict(align="slide_std"), dict(align="coral")]
     if args.quick:
         alone = [dict(), dict(stain="reinhard"), dict(align="slide_std")]
@@ -435,7 +441,7 @@ def main(argv=None):
             if _skipped(fam, cfg):
                 continue
             results[fam]["alone"].append(run(fam, cfg))
-        if fam == "deep":
+        if fam == "deep" and args.other_layers:
             results[fam]["other_layers_baseline"] = {
                 layer: metrics(y, cached_evaluate(cache, y, slides, classes, family=fam, layer=layer), slides, classes,
                                exclude=exclude, n_boot=0)["balanced_accuracy"]
@@ -493,10 +499,11 @@ def main(argv=None):
         augmentation=f"{N_COPIES} copies per training tile, seeds {AUG_SEED}+k",
         stain_passed_through=variants.passed_through,
         not_computed=[
-            "handcrafted features with augmentation or TTA (CPU budget: 2 shared cores)",
+            "handcrafted features with augmentation, TTA or Vahadane (CPU budget: 2 shared cores)",
             "augmentation or TTA of stain-normalised tiles (combinations use them with raw tiles only)",
             "feature-level TTA combined with augmentation (it would need the 8 views of every copy)",
-        ],
+        ] + (["dihedral TTA (run with --skip-tta: 7 more CNN passes did not fit the CPU budget of this run)"]
+             if args.skip_tta else []),
         python=platform.python_version(),
         cpus=os.cpu_count(),
         load_average_start=load_start,

@@ -170,6 +170,20 @@ def _sym_power(C, power):
     return (V * w**power) @ V.T
 
 
+def _whiten(Xc, ridge, eye):
+    """``Xc (Xc^T Xc / n + ridge I)^(-1/2)`` for centred rows ``Xc``.
+
+    With fewer rows than features (a slide of 80 tiles, 1280 CNN features) the covariance has rank < n,
+    so the thin SVD ``Xc = U S V^T`` gives the same result in O(n^2 d) instead of an O(d^3) eigendecomposition:
+    ``Xc (C + rI)^(-1/2) = U S (S^2 / n + r)^(-1/2) V^T``.
+    """
+    n, d = Xc.shape
+    if n >= d:
+        return Xc @ _sym_power(Xc.T @ Xc / n + ridge * eye, -0.5)
+    U, S, Vt = np.linalg.svd(Xc, full_matrices=False)
+    return (U * (S / np.sqrt(S * S / n + ridge))) @ Vt
+
+
 class CORAL(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """CORrelation ALignment of each slide to the training slides' covariance (Sun et al. 2016).
 
@@ -279,10 +293,8 @@ class CORAL(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             if rows.sum() < min_size:
                 small.append(gid)
                 continue
-            Xg = X[rows]
-            mean = Xg.mean(axis=0)
-            C = np.cov(Xg, rowvar=False, bias=True).reshape(X.shape[1], X.shape[1])
-            out[rows] = (Xg - mean) @ _sym_power(C + self.ridge_ * eye, -0.5) @ self._recolour + self.mean_
+            Xc = X[rows] - X[rows].mean(axis=0)
+            out[rows] = _whiten(Xc, self.ridge_, eye) @ self._recolour + self.mean_
         _warn_small(type(self).__name__, small, min_size)
         return out
 

@@ -81,6 +81,23 @@ def test_coral_aligns_every_slide_to_the_average_within_slide_covariance(slides)
     assert CORAL(reg=0.5).fit(X, groups=g).ridge_ == pytest.approx(0.5 * np.trace(ref) / 4)
 
 
+def test_coral_with_fewer_rows_than_features_equals_the_dense_formula():
+    from scipy.linalg import fractional_matrix_power
+
+    rng = np.random.default_rng(3)
+    X = np.r_[rng.normal(0, 1, (12, 20)), rng.normal(2, 3, (9, 20))]
+    g = np.repeat([0, 1], [12, 9])
+    coral = CORAL(reg=0.3).fit(X, groups=g)
+    r, eye = coral.ridge_, np.eye(20)
+    recolour = np.real(fractional_matrix_power(coral.covariance_ + r * eye, 0.5))
+    for s in (0, 1):
+        Xs = X[g == s]
+        C = np.cov(Xs, rowvar=False, bias=True)
+        whiten = np.real(fractional_matrix_power(C + r * eye, -0.5))
+        expected = (Xs - Xs.mean(0)) @ whiten @ recolour + X.mean(0)
+        np.testing.assert_allclose(coral.transform(X, groups=g)[g == s], expected, atol=1e-8)
+
+
 def test_groups_are_routed_through_a_pipeline(slides):
     X, g = slides
     y = (np.arange(len(X)) % 2).astype(int)
