@@ -203,7 +203,8 @@ def test_fsspec_url_output_equals_local_store_and_is_atomic(slides, reference, t
         path = res[slides.index(s)].path
         assert path.startswith("memory://") and path.endswith(f"/feats/{stem}.h5")
         assert hashlib.md5(fs.cat_file(f"{root}/{stem}.h5")).hexdigest() == _md5(reference / f"{stem}.h5")
-    assert not list((tmp_path / "scratch").rglob("*.h5*"))  # uploaded stores leave the scratch space
+    # uploaded stores leave the scratch space (the per-store lock files of the extraction may stay)
+    assert not [p for p in (tmp_path / "scratch").rglob("*") if p.name.endswith((".h5", ".partial"))]
 
     # a failed upload leaves neither the final object nor its temporary one
     def broken_mv(*args, **kwargs):
