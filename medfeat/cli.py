@@ -119,10 +119,16 @@ def _cmd_backbones(args):
 
 
 def _cmd_layers(args):
-    from medfeat.features import list_layers
+    from medfeat.features import layer_shapes, list_layers
 
-    for name in list_layers(args.name, weights=args.weights):
-        print(name)
+    rows = [] if args.names_only else layer_shapes(args.name, weights=args.weights)
+    if not rows:
+        for name in list_layers(args.name, weights=args.weights):
+            print(name)
+        return 0
+    print("layer\tchannels\tstride")
+    for name, channels, stride in rows:
+        print(f"{name}\t{'-' if channels is None else channels}\t{'-' if stride is None else f'{stride:g}'}")
     return 0
 
 
@@ -535,7 +541,8 @@ def build_parser():
     p = sub.add_parser("layers", parents=[common], help="list the layer names of a backbone",
                        description="List the layer (graph node) names of a backbone, for --layers.")
     p.add_argument("name", help="backbone name, e.g. efficientnet_lite0 or torchvision:resnet50")
-    p.add_argument("--weights", default=None, help="weights (default: the backbone's default)")
+    p.add_argument("--weights", default=None, help="weights (none needed: names and shapes do not depend on them)")
+    p.add_argument("--names-only", action="store_true", help="print the names only (no forward pass)")
     p.set_defaults(func=_cmd_layers)
 
     p = sub.add_parser("extract", parents=[common], help="extract patch features of slides into HDF5 stores",

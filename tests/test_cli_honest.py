@@ -61,3 +61,11 @@ def test_extract_with_random_or_local_weights(tmp_path, capsys):
 def test_workflow_subcommands_exist():
     sub = build_parser()._subparsers._group_actions[0].choices
     assert {"froc", "predict", "evaluate", "heatmap"} <= set(sub)
+
+
+def test_layers_show_channels_and_stride(capsys):
+    # ResNet-18 (He et al. 2016): layer1..layer4 have 64, 128, 256, 512 channels at strides 4, 8, 16, 32
+    assert main(["layers", "torchvision:resnet18"]) == 0
+    rows = {line.split("\t")[0]: line.split("\t")[1:] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert [rows[f"layer{i}"] for i in range(1, 5)] == [["64", "4"], ["128", "8"], ["256", "16"], ["512", "32"]]
+    assert rows["fc"] == ["1000", "-"]

@@ -33,7 +33,7 @@ Examples
 """
 
 from .alignment import CORAL, SlideStandardizer, coral_align, standardize_by_group
-from .backbones import list_backbones, list_layers, load_backbone
+from .backbones import layer_shapes, list_backbones, list_layers, load_backbone
 from .color import ColorFeatures, color_features
 from .deep import DeepFeatures, predict_imagenet
 from .gist import GIST, gabor_transfer_functions, gist_descriptor
@@ -97,6 +97,7 @@ __all__ = [
     "glcm_features",
     "hed_jitter",
     "lab_statistics",
+    "layer_shapes",
     "lbp_codes",
     "lbp_histogram",
     "list_backbones",

@@ -44,6 +44,7 @@ from medfeat._checks import optional_import
 __all__ = [
     "Backbone",
     "WeightsUnavailableError",
+    "layer_shapes",
     "list_backbones",
     "list_layers",
     "load_backbone",
@@ -641,3 +642,58 @@ def list_layers(name=DEFAULT_BACKBONE, weights=None):
     """
     backbone = name if isinstance(name, Backbone) else load_backbone(name, weights=weights)
     return backbone.layers
+
+
+def layer_shapes(name=DEFAULT_BACKBONE, weights=None, input_size=None):
+    """Channels and stride of every layer of a backbone, from one forward pass of a blank image.
+
+    Parameters
+    ----------
+    name : str or Backbone
+    weights : optional
+        Passed to :func:`load_backbone` (shapes do not depend on them; the default ``None`` needs no
+        download).
+    input_size : int, optional
+        Side of the square test input (default: the backbone's ``input_size``).
+
+    Returns
+    -------
+    list of (str, int or None, float or None)
+        ``(layer, channels, stride)`` in execution order; stride is input pixels per output pixel of a
+        spatial (N, C, H, W) output, None for vectors; channels is the size of dimension 1 (None for
+        outputs that are not tensors). Empty when the backbone cannot be traced (its layer names are
+        then module names, see :func:`list_layers`).
+
+    Examples
+    --------
+    >>> [row for row in layer_shapes("torchvision:resnet18") if row[0] in ("layer1", "layer4")]
+    [('layer1', 64, 4.0), ('layer4', 512, 32.0)]
+    """
+    import torch
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    backbone = name if isinstance(name, Backbone) else load_backbone(name, weights=weights)
+    nodes = backbone.layers
+    if not backbone.traceable:
+        return []
+    size = int(input_size or backbone.input_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        extractor = create_feature_extractor(backbone.model, return_nodes=nodes,
+                                             tracer_kwargs=backbone.tracer_kwargs or None)
+    extractor.eval()
+    with torch.no_grad():
+        outputs = extractor(torch.zeros(1, 3, size, size))
+    # module paths ("layer4") name the last node under them, as DeepFeatures resolves them
+    rows = []
+    for node in nodes:
+        out = outputs.get(node)
+        channels = int(out.shape[1]) if isinstance(out, torch.Tensor) and out.ndim >= 2 else None
+        stride = float(size / out.shape[-1]) if isinstance(out, torch.Tensor) and out.ndim == 4 else None
+        rows.append((node, channels, stride))
+    modules = {}
+    for node, c, s in rows:
+        top = node.split(".")[0]
+        modules[top] = (top, c, s)  # last node of the module wins
+    named = [m for m in modules.values() if m[0] not in dict((r[0], r) for r in rows)]
+    return rows + named
