@@ -595,7 +595,7 @@ def _check_common(slides, retries, output_name):
 
 
 def extract_slide_features_many(slides, features="deep", out_dir=None, *, client=None, retries=2,
-                                reader_threads=2, torch_threads=None, overwrite=False, progress=True,
+                                reader_threads="auto", torch_threads=None, overwrite=False, progress=True,
                                 annotations_dir=None, summary="extract-summary", scratch_dir=None, **kwargs):
     """Extract feature stores of many slides, one task per slide, on Dask distributed or in this process.
 
@@ -616,7 +616,7 @@ def extract_slide_features_many(slides, features="deep", out_dir=None, *, client
         a scheduler JSON file. A Client is used as given and left open.
     retries : int
         Times a failed slide is resubmitted before it is reported as failed.
-    reader_threads : int
+    reader_threads : int or "auto"
         Patch-reading threads per task (``num_workers`` of :func:`extract_slide_features`).
     torch_threads : int, optional
         CPU threads of torch in each Dask worker (default: the host's cores shared among its workers).
@@ -681,7 +681,7 @@ def extract_slide_features_many(slides, features="deep", out_dir=None, *, client
     return results
 
 
-def heatmap_slides_many(model, slides, out_dir, *, client=None, retries=2, reader_threads=2, threshold=None,
+def heatmap_slides_many(model, slides, out_dir, *, client=None, retries=2, reader_threads="auto", threshold=None,
                         annotations_dir=None, rule=None, objects="both", positive_class="Tumor",
                         negative_class="Normal", overwrite=True, progress=True, summary="heatmap-summary",
                         scratch_dir=None, **kwargs):
@@ -699,8 +699,8 @@ def heatmap_slides_many(model, slides, out_dir, *, client=None, retries=2, reade
         Output directory: ``<stem>.png``, ``<stem>.geojson``, ``<stem>.npy``, ``<stem>_scores.csv``.
     client, retries, progress, summary, scratch_dir
         As in :func:`extract_slide_features_many`.
-    reader_threads : int
-        Patch-reading threads per task.
+    reader_threads : int or "auto"
+        Patch-reading threads per task (``num_workers`` of :class:`medfeat.pipelines.SlideHeatmap`).
     threshold, objects, positive_class, negative_class
         As in :func:`medfeat.pipelines.write_heatmap_outputs` (threshold default: the model's own).
     annotations_dir : str or path, optional

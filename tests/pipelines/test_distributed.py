@@ -355,7 +355,7 @@ def test_cli_scale_out_options():
 
     for cmd in (["extract", "s.tif", "--out", "o"], ["heatmap", "m.skops", "s.tif", "--out", "o"]):
         args = build_parser().parse_args(cmd)
-        assert (args.scheduler, args.reader_threads, args.retries) == (None, 2, 2)
+        assert (args.scheduler, args.reader_threads, args.retries) == (None, "auto", 2)
         args = build_parser().parse_args([*cmd, "--workers", "3", "--scheduler", "local:2", "--retries", "0"])
         assert (args.scheduler, args.reader_threads, args.retries) == ("local:2", 3, 0)  # --workers: old name
         assert build_parser().parse_args([*cmd, "--reader-threads", "4"]).reader_threads == 4
