@@ -136,7 +136,7 @@ heatmaps = {name: SlideHeatmap(model, mpp=MPP, size=SIZE, stride=32, progress=Fa
             for name in ("test_tumour", "test_normal")}
 fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
 for ax, (name, hm) in zip(axes, heatmaps.items()):
-    hm.plot(ax, alpha=0.55, title=f"{name}: P(lesion)")
+    hm.plot(ax, alpha=0.55, title=f"{name}: lesion score (uncalibrated, centred on the threshold)")
     for poly in slides[name].lesions:
         ax.plot(*np.vstack([poly, poly[:1]]).T, color="black", lw=1.2)
 heatmaps["test_tumour"]
