@@ -43,6 +43,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--cache", type=Path, default=None, help="directory to keep computed features in")
     parser.add_argument("--resnet50", action="store_true", help="also a ResNet-50 trunk (random weights; slow)")
     args = parser.parse_args(argv)
     if not args.data.exists():
@@ -55,7 +56,10 @@ def main(argv=None):
 
     data = load_image_folder(args.data)
     images = np.stack([np.broadcast_to(im, im.shape[:2] + (3,)) if im.shape[-1] == 1 else im for im in data.images])
-    y = (np.asarray(data.labels) == data.classes.index("PNEUMONIA")).astype(int)
+    labels = np.asarray(data.labels)
+    positive = "PNEUMONIA" if labels.dtype.kind in "OUS" else data.classes.index("PNEUMONIA")
+    y = (labels == positive).astype(int)
+    assert 0 < y.sum() < len(y), "expected both classes"
     groups = np.asarray(data.groups)
     calib = images[np.random.default_rng(0).choice(len(images), 64, replace=False)]
     load_before = [round(v, 2) for v in os.getloadavg()]
@@ -67,12 +71,19 @@ def main(argv=None):
         feats = {}
         for name, params in {"eager_fp32": dict(runtime="eager"), "onnx_fp32": dict(runtime="onnx"),
                              "onnx_int8": dict(runtime="onnx", precision="int8")}.items():
+            cached = args.cache / f"{kw['backbone'].replace(':', '_')}_{name}.npy" if args.cache else None
+            if cached is not None and cached.exists():
+                feats[name] = np.load(cached)
+                continue
             t0 = time.perf_counter()
             deep = DeepFeatures(**kw, **params).fit(calib)
             fit_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             feats[name] = deep.transform(images)
             print(f"{bname} {name}: fit {fit_s:.1f} s, transform {time.perf_counter() - t0:.1f} s", flush=True)
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                np.save(cached, feats[name])
         ref = feats["eager_fp32"]
         rows = {}
         scores = {}

@@ -208,7 +208,7 @@ def to_markdown(report):
         "",
         (f"{report['machine']}; torch {report['torch']}; {report['cpus']} CPUs; grid 224 px at 0.5 um/px, stride "
          f"224, no tissue mask ({r.get('medfeat_default', {}).get('patches', '?')} patches); batch 32; median of "
-         f"{report['repeats']} repeat(s), every configuration in a fresh process, order alternated. Load average "
+         f"{report['repeats']} repeat(s), every configuration in a fresh process, order reversed on every other repeat. Load average "
          f"before {report['load_before']}, after {report['load_after']}: {report['load_note']}"),
         "",
         "| configuration | patches/s (median) | runs (patches/s) | feature drift vs eager fp32 (max abs / max rel) |",
