@@ -570,7 +570,9 @@ def markdown(out):
             lines += ["Other Lite0 layers, baseline LOSO balanced accuracy (context only, not used for selection): "
                       + ", ".join(f"{k}: {v:.3f}" for k, v in r["other_layers_baseline"].items()), ""]
     lines += ["Not computed (say so rather than guess): " + "; ".join(meta["not_computed"]) + ".", "",
-              f"Tiles passed through unchanged by the normalisers (too little stain): {meta['stain_passed_through']}.",
+              "Tiles passed through unchanged by the normalisers (too little stain): "
+              + (f"{meta['stain_passed_through']}." if meta["stain_passed_through"]
+                 else "not recorded in this run (the normalised tiles' features came from the cache)."),
               "",
               f"Run: {meta['seconds']} s on {meta['cpus']} CPUs (load average {meta['load_average_start']} at start, "
               f"{meta['load_average_end']} at end; {meta['note']}).",
