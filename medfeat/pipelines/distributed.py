@@ -27,6 +27,7 @@ Dask is imported only when a cluster is used (``pip install "medfeat[dask]"``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -305,6 +306,9 @@ def _extract_task(slide, transformer, key, out, options):
         # a store finished in scratch by an attempt whose upload failed is uploaded now, not recomputed
         url = out.put(path, Path(path).name)
         Path(path).unlink()
+        # the store's lock file (medfeat.pipelines.store.store_lock) goes with it: the scratch stays empty
+        with contextlib.suppress(OSError):
+            Path(f"{path}.lock").unlink()
         path, status = url, "written"
     return asdict(SlideTaskResult(slide, status, [os.fspath(path)], worker=address,
                                   seconds=time.perf_counter() - start))
