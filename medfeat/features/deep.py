@@ -50,9 +50,6 @@ _POOLS = ("avg", "max", "avgmax", "gem", "flatten")
 _PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 _RUNTIMES = ("auto", "eager", "compile", "onnx")
 _INT8_CALIBRATION_IMAGES = 64  # images of fit(X) used to calibrate int8 activation ranges
-# runtime="auto" on the CPU runs eager PyTorch for the first images and exports to ONNX Runtime once a
-# transform call brings the count to this many: the export (a few seconds) then pays for itself.
-_AUTO_ONNX_AFTER = 512
 _GEM_P = 3.0  # generalised-mean exponent of Radenovic et al. (their fixed default)
 _GEM_EPS = 1e-6
 
@@ -367,9 +364,11 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         (``pip install medfeat[onnx]``; export takes a few seconds in ``fit``). ``"auto"``: on the CPU,
         ONNX Runtime for fp32/int8 when onnxruntime is installed, else ``"eager"``; on a GPU ``"eager"``.
         fp32 runtimes agree with eager fp32 to a relative ``1e-4`` of the features' largest value
-        (measured: about 1e-6), so ``"auto"`` may switch: it runs eager PyTorch until a ``transform``
-        call brings the images seen to 512, then exports the network once to ONNX Runtime (the export
-        costs seconds, so small jobs and tests never pay it). ``runtime_`` says which one ran last.
+        (measured: about 1e-6). ``"auto"`` decides once, in ``fit``, from the configuration and the
+        installed packages only, never from how many images came: the features of an image do not depend
+        on the order of the slides, on where a run resumed or on how slides were spread over workers.
+        Installing ``medfeat[onnx]`` therefore makes every CPU fit pay the export (seconds to a minute).
+        ``runtime_`` says which one runs.
     progress : bool, default False
         Show a tqdm bar over batches.
 
@@ -622,12 +621,7 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         self.device_ = str(device)
         self.runtime_, self.precision_ = _resolve_runtime(self.runtime, self.precision, device)
         self.int8_model_ = None
-        self.onnx_after_ = None
-        self.n_seen_ = 0
         self.probe_size_ = tuple(int(v) for v in probe)
-        if self.runtime == "auto" and self.runtime_ == "onnx" and self.precision_ == "fp32":
-            # The export costs seconds: "auto" runs eager until the work makes it pay (see transform).
-            self.runtime_, self.onnx_after_ = "eager", _AUTO_ONNX_AFTER
         calibration = None
         if self.precision_ == "int8":
             mean, std = _normaliser(backbone.mean, backbone.std, torch.device("cpu"))
@@ -656,21 +650,6 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         per_image = max(1, (torch.cuda.max_memory_allocated(device) - base) // 2)
         free, _ = torch.cuda.mem_get_info(device)
         return _batch_size_for_memory(free, per_image)
-
-    def _maybe_switch_to_onnx(self, n):
-        """runtime="auto" on a CPU with onnxruntime: switch to ONNX Runtime once enough images come."""
-        if getattr(self, "onnx_after_", None) is None:
-            return
-        self.n_seen_ = getattr(self, "n_seen_", 0) + n
-        if self.n_seen_ < self.onnx_after_:
-            return
-        self.onnx_after_ = None
-        try:
-            extractor = self._runtime_extractor(self.extractor_, "onnx", self.probe_size_)
-        except Exception as exc:  # noqa: BLE001 - eager gives the same features; keep it
-            logger.warning("ONNX export of %s failed (%s); staying with eager PyTorch", self.backbone, exc)
-            return
-        self.runtime_, self.extractor_ = "onnx", extractor
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -712,7 +691,6 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_features_out_")
         X = _as_batch(X)
         self._ensure_model()
-        self._maybe_switch_to_onnx(len(X))
         extractor = self.extractor_
 
         device = torch.device(self.device_)

@@ -107,18 +107,23 @@ def test_onnx_matches_eager_and_survives_pickling(images, eager_ref):
     np.testing.assert_allclose(again.transform(images), out, rtol=0, atol=1e-6)
 
 
-def test_auto_runs_eager_then_switches_to_onnx(monkeypatch, images, eager_ref):
-    pytest.importorskip("onnxruntime")
-    from medfeat.features import deep as deep_module
+def test_auto_decides_once_in_fit_whatever_the_number_of_images(monkeypatch, images, eager_ref):
+    # The runtime must not change with the images seen: otherwise an image's features would depend on
+    # the order of the slides, on where a run resumed and on how slides were spread over workers.
+    import sys
 
-    monkeypatch.setattr(deep_module, "_AUTO_ONNX_AFTER", 8)
-    deep = DeepFeatures(layers="layer1", **TINY).fit(images)  # runtime="auto"
-    first = deep.transform(images)  # 5 images seen: still eager, bit for bit
-    assert deep.runtime_ == "eager"
-    np.testing.assert_array_equal(first, eager_ref)
-    second = deep.transform(images)  # 10 seen: exported once, ONNX Runtime from now on
+    pytest.importorskip("onnxruntime")
+    deep = DeepFeatures(layers="layer1", **TINY).fit(images)  # runtime="auto", CPU, onnxruntime installed
     assert deep.runtime_ == "onnx"
-    assert _rel(second, eager_ref) < 1e-4
+    first = deep.transform(images)
+    for _ in range(3):
+        np.testing.assert_array_equal(deep.transform(images), first)
+    assert deep.runtime_ == "onnx"
+    assert _rel(first, eager_ref) < 1e-4
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # not installed: "auto" is eager, bit for bit
+    plain = DeepFeatures(layers="layer1", **TINY).fit(images)
+    assert plain.runtime_ == "eager"
+    np.testing.assert_array_equal(plain.transform(images), eager_ref)
 
 
 def test_onnx_other_input_size(images):
