@@ -261,7 +261,7 @@ def _scan(root, extensions):
 
 
 def load_image_folder(path, size=None, group_column="auto", *, extensions=IMAGE_EXTENSIONS, manifest=None,
-                      window="auto", bit_depth=None, progress=False):
+                      window="auto", bit_depth=None, progress=True):
     """Load a folder of class sub-folders (``root/<class>/<image>``) with labels and CV groups.
 
     8-bit files (JPEG, PNG, TIFF, BMP) are returned as 8-bit RGB, as they are: grey images are copied
@@ -309,7 +309,7 @@ def load_image_folder(path, size=None, group_column="auto", *, extensions=IMAGE_
     bit_depth : int, optional
         Bits used by the values of 16-bit PNG/TIFF files for ``window="auto"``, e.g. 12 for 0-4095 data
         in a 16-bit container (default: 16); a larger value raises.
-    progress : bool, default=False
+    progress : bool, default=True
         Show a tqdm bar while reading.
 
     Returns

@@ -45,7 +45,7 @@ def _grey_uint8(images):
     return np.round(images.astype(np.float64).mean(axis=-1)).astype(np.uint8)
 
 
-def _grey(images):
+def grey_levels(images):
     """Grey level of checked (N, H, W, C) images in their own precision, shape (N, H, W).
 
     uint8 and uint16: the channel mean rounded to the image's integers (uint8 exactly as
@@ -61,7 +61,7 @@ def _grey(images):
     return images.astype(np.float64).mean(axis=-1)
 
 
-def _check_bit_depth(bit_depth):
+def check_bit_depth(bit_depth):
     if bit_depth is None:
         return None
     if isinstance(bit_depth, bool) or not isinstance(bit_depth, (int, np.integer)) or not 1 <= bit_depth <= 16:
@@ -69,13 +69,13 @@ def _check_bit_depth(bit_depth):
     return int(bit_depth)
 
 
-def _integer_bits(images, bit_depth, owner):
+def integer_bits(images, bit_depth, owner):
     """Bits of the integer scale of a checked batch (array or list): 8 for uint8 unless ``bit_depth``
     says otherwise; uint16 needs ``bit_depth`` (its scale cannot be guessed) and every value must fit.
 
     Returns None for float images (already on [0, 1]).
     """
-    bit_depth = _check_bit_depth(bit_depth)
+    bit_depth = check_bit_depth(bit_depth)
     arrays = images if isinstance(images, list) else [images]
     bits = None
     for im in arrays:

@@ -23,7 +23,7 @@ of features. Skewness is the biased (population) estimate and is 0 for a constan
 
 import numpy as np
 
-from ._base import ImageTransformer, _check_bit_depth, _integer_bits
+from ._base import ImageTransformer, check_bit_depth, integer_bits
 
 __all__ = ["ColorFeatures", "color_features"]
 
@@ -138,10 +138,10 @@ class ColorFeatures(ImageTransformer):
 
     def _check_params(self):
         _check_bins(self.bins)
-        _check_bit_depth(self.bit_depth)
+        check_bit_depth(self.bit_depth)
 
     def _check_input(self, X):
-        _integer_bits(X, self.bit_depth, type(self).__name__)
+        integer_bits(X, self.bit_depth, type(self).__name__)
 
     def _make_feature_names(self):
         bins = _check_bins(self.bins)
@@ -154,7 +154,7 @@ class ColorFeatures(ImageTransformer):
         return names
 
     def _transform_stack(self, images):
-        bits = _integer_bits(images, self.bit_depth, type(self).__name__)
+        bits = integer_bits(images, self.bit_depth, type(self).__name__)
         return _color_stack(images, _check_bins(self.bins), bits)
 
 

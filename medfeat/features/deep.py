@@ -369,8 +369,9 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         on the order of the slides, on where a run resumed or on how slides were spread over workers.
         Installing ``medfeat[onnx]`` therefore makes every CPU fit pay the export (seconds to a minute).
         ``runtime_`` says which one runs.
-    progress : bool, default False
-        Show a tqdm bar over batches.
+    progress : bool, default True
+        Show a tqdm bar over batches when a ``transform`` call has more than one batch (the default of
+        every medfeat ``progress=``; a pipeline that feeds one batch at a time shows its own bar).
 
     Attributes
     ----------
@@ -437,7 +438,7 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         device="auto",
         precision="auto",
         runtime="auto",
-        progress=False,
+        progress=True,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -707,7 +708,7 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         # One compiled graph for every batch: pad a short last batch (rows are independent in eval mode).
         pad_to = bs if self.runtime_ == "compile" else None
         with torch.inference_mode(), _cpu_threads(device), tqdm(
-            total=n, disable=not self.progress, desc="DeepFeatures", unit="img"
+            total=n, disable=not self.progress or n <= bs, desc="DeepFeatures", unit="img"
         ) as bar:
             for start, batch in batches:
                 self._check_size(batch)

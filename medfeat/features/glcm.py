@@ -17,7 +17,7 @@ stacking the images along its angle axis.
 
 import numpy as np
 
-from ._base import ImageTransformer, _check_bit_depth, _grey, _integer_bits
+from ._base import ImageTransformer, check_bit_depth, grey_levels, integer_bits
 
 __all__ = ["GLCMFeatures", "glcm_features"]
 
@@ -44,7 +44,7 @@ def _check_glcm_params(distances, angles, levels, props):
 
 
 def _quantise(images, levels, bits):
-    grey = _grey(images)
+    grey = grey_levels(images)
     if np.issubdtype(grey.dtype, np.integer):
         return ((grey.astype(np.int64) * levels) >> bits).astype(np.uint8)
     return np.minimum(np.floor(grey * levels), levels - 1).astype(np.uint8)
@@ -142,17 +142,17 @@ class GLCMFeatures(ImageTransformer):
 
     def _check_params(self):
         self._params()
-        _check_bit_depth(self.bit_depth)
+        check_bit_depth(self.bit_depth)
 
     def _check_input(self, X):
-        _integer_bits(X, self.bit_depth, type(self).__name__)
+        integer_bits(X, self.bit_depth, type(self).__name__)
 
     def _make_feature_names(self):
         dists, angs, _, props = self._params()
         return [f"{p}_d{d}_{_angle_name(a)}" for p in props for d in dists for a in angs]
 
     def _transform_stack(self, images):
-        bits = _integer_bits(images, self.bit_depth, type(self).__name__)
+        bits = integer_bits(images, self.bit_depth, type(self).__name__)
         return _glcm_stack(images, self._params(), bits)
 
 

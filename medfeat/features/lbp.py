@@ -17,7 +17,7 @@ weights are 1 and 0). The test suite checks equality with skimage on random and 
 import numpy as np
 
 from .._checks import check_image
-from ._base import ImageTransformer, _grey as _grey_levels
+from ._base import ImageTransformer, grey_levels
 
 __all__ = ["LBPHistogram", "lbp_codes", "lbp_histogram"]
 
@@ -158,7 +158,7 @@ def _grey(images):
     before, uint16 kept at 16 bits), because skimage's LBP is meant for integer images and the
     rounded grey is what an integer grey image would be; float images keep their unrounded mean.
     """
-    return _grey_levels(images).astype(np.double)
+    return grey_levels(images).astype(np.double)
 
 
 def _lbp_codes_stack(grey, P, R, method):

@@ -144,7 +144,8 @@ def _nested_selection(sets, y, groups, classifiers, positive, n_splits, random_s
                 for c in classifiers:
                     try:
                         cv = cross_validate_groups(make_classifier(c), X[train], y[train], groups[train],
-                                                   n_splits=inner_splits, random_state=random_state, scoring=())
+                                                   n_splits=inner_splits, random_state=random_state, scoring=(),
+                                                   progress=False)
                         # cv.scores score the second class in sorted order; AUC ranks configurations the same way
                         auc = roc_auc_score(y[train] == np.unique(y[train])[1], cv.scores)
                     except ValueError:
@@ -737,7 +738,7 @@ def compare_image_folder(
         for key in it:
             cvs[key] = cross_validate_groups(
                 make_classifier(key[1]), sets[key[0]], y, groups, n_splits=n_splits, random_state=random_state,
-                train_copies=set_copies.get(key[0]), positive_label=positive,
+                train_copies=set_copies.get(key[0]), positive_label=positive, progress=False,
             )
     timings["cv_seconds"] = round(time.perf_counter() - t_cv, 2)
 

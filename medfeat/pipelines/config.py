@@ -73,6 +73,8 @@ def make_features(features="deep", *, backbone=None, layers=None, scales=(1,), b
 
     from .patch import FEATURE_PRESETS, make_feature_transformer
 
+    if (backbone is not None or layers is not None) and features not in ("deep", "fusion"):
+        raise ValueError(f"backbone/layers apply to the deep or fusion features, not {features!r}.")
     if isinstance(features, str):
         if features not in FEATURE_PRESETS:
             raise ValueError(f"features must be one of {list(FEATURE_PRESETS)} or a transformer, got {features!r}.")

@@ -81,7 +81,7 @@ def _write_slides(slide_dir, ann_dir, quick, progress):
     for name, n_lesions, seed in specs:
         path = slide_dir / f"{name}.tif"
         s = write_synthetic_slide(path, size=(side, side), mpp=SLIDE_MPP, lesions=n_lesions, seed=seed,
-                                  tissue_fraction=0.5, lesion_style=LESION_STYLE,
+                                  tissue_fraction=0.5, lesion_style=LESION_STYLE, progress=progress,
                                   lesion_radius_um=LESION_RADIUS_UM * (0.5 if quick else 1.0))
         # Normal slides get an empty annotation file: "no lesion here" is stated, not inferred from a
         # missing file.
@@ -90,7 +90,7 @@ def _write_slides(slide_dir, ann_dir, quick, progress):
     return slides
 
 
-def write_demo_slides(out_dir="medfeat-demo", *, quick=False, progress=False):
+def write_demo_slides(out_dir="medfeat-demo", *, quick=False, progress=True):
     """Write only the demo's synthetic slides and their annotations (``<out>/slides``, ``<out>/annotations``).
 
     For running the command-line workflow (``medfeat extract``, ``train``, ``heatmap``, ``evaluate``,

@@ -30,13 +30,36 @@ from .store import (
     store_path_for,
 )
 
-__all__ = ["EmptyTissueError", "ExtractionResult", "extract_features", "extract_slide_features"]
+__all__ = ["EmptyTissueError", "ExtractionResult", "check_slides", "extract_features", "extract_slide_features"]
 
 logger = logging.getLogger(__name__)
 
 
 class EmptyTissueError(ValueError):
     """Raised when a slide has no patch with enough tissue to extract features from."""
+
+
+def check_slides(slides):
+    """``slides`` as a list of paths; FileNotFoundError when every one of them is missing.
+
+    Some missing slides are reported and skipped by the functions that run over several slides; all of them
+    missing is bad input (a wrong directory or pattern), refused before any work.
+
+    Examples
+    --------
+    >>> check_slides(["/no/such/slide.svs"])
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: slide not found: /no/such/slide.svs
+    """
+    slides = [os.fspath(s) for s in slides]
+    if not slides:
+        raise ValueError("slides is empty; expected at least one slide file.")
+    missing = [s for s in slides if not Path(s).exists()]
+    if len(missing) == len(slides):
+        what = missing[0] if len(missing) == 1 else f"{missing[0]} (and {len(missing) - 1} more)"
+        raise FileNotFoundError(f"slide not found: {what}")
+    return slides
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -308,22 +331,30 @@ def extract_features(slides, features="deep", out_dir=None, *, grid=None, overwr
     list of ExtractionResult
         One per slide, in the given order.
 
+    Raises
+    ------
+    FileNotFoundError
+        When every slide (or the annotations directory) is missing; single missing or unreadable slides
+        are reported with a RuntimeWarning and a ``"failed"`` result.
+
     Examples
     --------
     >>> import tempfile, pathlib
     >>> from medfeat.slides import write_synthetic_slide
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> s = write_synthetic_slide(d / "a.tif", size=(1024, 1024), mpp=0.5, seed=0)
-    >>> res = extract_features([s.path, d / "missing.svs"], "handcrafted", d / "feats", mpp=1.0, size=64,
-    ...                        progress=False)
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True):  # the missing slide is reported with a RuntimeWarning
+    ...     res = extract_features([s.path, d / "missing.svs"], "handcrafted", d / "feats", mpp=1.0, size=64,
+    ...                            progress=False)
     >>> [r.status for r in res]
     ['written', 'failed']
     """
     if out_dir is None:
         raise ValueError("out_dir must be given: the directory for the feature stores.")
-    slides = [os.fspath(s) for s in slides]
-    if not slides:
-        raise ValueError("slides is empty; expected at least one slide file.")
+    slides = check_slides(slides)
+    if annotations_dir is not None and not Path(annotations_dir).is_dir():
+        raise FileNotFoundError(f"annotations directory not found: {annotations_dir}")
     grid_fields = {f.name for f in dataclasses.fields(GridSpec)}
     spec = GridSpec.build(grid, **{k: kwargs.pop(k) for k in list(kwargs) if k in grid_fields})
     transformer = make_features(features, scales=spec.scales)

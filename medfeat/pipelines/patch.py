@@ -365,7 +365,7 @@ def cross_validate_groups(
     random_state=0,
     scoring=_METRICS,
     return_estimators=False,
-    progress=False,
+    progress=True,
     train_copies=None,
     positive_label=None,
 ):
@@ -394,7 +394,7 @@ def cross_validate_groups(
         AUC; NaN on a fold whose test side holds a single class.
     return_estimators : bool, default=False
         Keep the fitted pipeline of every fold.
-    progress : bool, default=False
+    progress : bool, default=True
         Show a tqdm bar over folds.
     train_copies : sequence of arrays like X, optional
         Augmented copies of ``X`` (row i of each is a copy of sample i, e.g. features of stain-jittered

@@ -10,6 +10,7 @@ patches (:class:`~medfeat.pipelines.heatmap.SlideHeatmap`) with exactly the feat
 from __future__ import annotations
 
 import dataclasses
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from .labels import read_labels_csv, store_labels
 from .store import load_slide_features
 
 __all__ = ["SlidePatchClassifier", "SlideTrainingResult", "load_training_set", "train_from_feature_stores"]
+
+logger = logging.getLogger(__name__)
 
 _GRID_FIELDS = tuple(f.name for f in dataclasses.fields(GridSpec))
 
@@ -199,6 +202,10 @@ class SlideTrainingResult(ResultDisplay):
         Patch-level ROC of the out-of-fold scores (CIs resample slides).
     stores : list of pathlib.Path
         The stores used.
+    classifier_name : str or None
+        The :func:`~medfeat.classifiers.make_classifier` preset, when one was named.
+    model_path : pathlib.Path or None
+        Where :meth:`save` (or ``train_from_feature_stores(out=...)``) wrote the model.
     """
 
     model: SlidePatchClassifier
@@ -208,6 +215,25 @@ class SlideTrainingResult(ResultDisplay):
     oof_scores: np.ndarray | None
     report: object
     stores: list
+    classifier_name: str | None = None
+    model_path: Path | None = None
+
+    def metadata(self):
+        """What a saved model records beside itself: its grid (``grid_spec``, and the older separate keys),
+        classifier, training patches and slides, out-of-fold AUC and positive class."""
+        model = self.model
+        return {"mpp": model.mpp, "size": model.size, "stride": model.stride, "scales": list(model.scales),
+                "grid_spec": model.grid_spec.to_dict(), "classifier": self.classifier_name,
+                "n_patches": int(len(self.y)), "slides": [Path(p).name for p in self.stores],
+                "cv_auc": None if self.report is None else float(self.report.auc),
+                "positive_label": model.positive_label_}
+
+    def save(self, path):
+        """Write the model and :meth:`metadata` to ``path`` (:func:`medfeat.pipelines.save_model`)."""
+        from .persist import save_model
+
+        self.model_path = Path(save_model(self.model, path, metadata=self.metadata()))
+        return self.model_path
 
     def summary(self):
         """Text summary: patches, slides, classes, and the out-of-fold ROC when there is one."""
@@ -308,7 +334,7 @@ def load_training_set(features_dir, *, annotations=None, labels=None, rule=None)
 
 def train_from_feature_stores(features_dir, *, annotations=None, labels=None, classifier="xgboost", cv=5,
                               random_state=0, classifier_params=None, positive_label=None, rule=None,
-                              features=None):
+                              features=None, out=None):
     """Train a patch classifier on feature stores with group-aware (by slide) cross-validation.
 
     Parameters
@@ -340,10 +366,18 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
         recorded configuration, which is only done for medfeat's feature transformers (an allow-list:
         a store is a file, and must not name code to run); for another transformer pass it here, and it
         is checked against the recorded configuration.
+    out : str or path, optional
+        Write the trained model (with :meth:`SlideTrainingResult.metadata`) to this file.
 
     Returns
     -------
     SlideTrainingResult
+
+    Warns
+    -----
+    RuntimeWarning
+        When fewer than 2 slides hold the rarer class: no cross-validation is possible, the model is only
+        fitted.
 
     Examples
     --------
@@ -364,6 +398,14 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
 
     from .patch import cross_validate_groups
 
+    if annotations is not None and logger.isEnabledFor(logging.INFO):
+        from .labels import annotation_summary
+
+        stems = [p.name[: -len(".h5")] for p in _stores_in(features_dir)]
+        if Path(annotations).is_dir():
+            table = annotation_summary(stems, annotations, rule)
+            logger.info("annotation classes per slide (role: positive / negative / ignore):\n%s",
+                        table.to_string(index=False))
     X, y, groups, stores, attrs = load_training_set(features_dir, annotations=annotations, labels=labels, rule=rule)
     classes = np.unique(y)
     if len(classes) < 2:
@@ -381,7 +423,7 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
     if n_splits >= 2:
         # the group-aware CV engine of medfeat (StratifiedGroupKFold by slide), as in compare
         oof = cross_validate_groups(clf, X, y, groups, n_splits=n_splits, random_state=random_state,
-                                    scoring=(), positive_label=positive).scores
+                                    scoring=(), positive_label=positive, progress=False).scores
         y01 = (y == positive).astype(int)
         if len(np.unique(y01)) == 2:
             from medfeat.evaluation import roc_report
@@ -404,4 +446,8 @@ def train_from_feature_stores(features_dir, *, annotations=None, labels=None, cl
         transformer, clf, attrs["grid_spec"], positive_label=positive.item() if hasattr(positive, "item") else positive
     )
     model.fit_features(X, y)
-    return SlideTrainingResult(model, X, y, groups, oof, report, stores)
+    result = SlideTrainingResult(model, X, y, groups, oof, report, stores,
+                                 classifier_name=classifier if isinstance(classifier, str) else None)
+    if out is not None:
+        result.save(out)
+    return result

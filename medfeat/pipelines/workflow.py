@@ -24,8 +24,11 @@ from .labels import ClassRule, find_annotation, slide_stem
 
 __all__ = [
     "EvaluationResult",
+    "HeatmapRun",
     "evaluate_predictions",
     "froc_from_heatmaps",
+    "grid_spec_for_model",
+    "heatmap_slides",
     "predict_image_dir",
     "read_thresholds",
     "write_heatmap_outputs",
@@ -348,7 +351,7 @@ def froc_from_heatmaps(heatmaps, annotations_dir, out_dir, *, rule=None, thresho
     return res
 
 
-def predict_image_dir(model, image_dir, out, *, batch_size=64, positive_label=None, progress=False):
+def predict_image_dir(model, image_dir, out, *, batch_size=64, positive_label=None, progress=True):
     """Score every image under ``image_dir`` with a saved image model (e.g. ``medfeat compare``'s ``model.skops``).
 
     Parameters
@@ -418,3 +421,159 @@ def predict_image_dir(model, image_dir, out, *, batch_size=64, positive_label=No
             else str(positive_label), "n_images": len(df), "image_dir": str(root)}
     _write_text(out.with_name(out.name + ".json"), json.dumps(side, indent=2, default=str))
     return df
+
+
+# --------------------------------------------------------------------------------------------------------
+# heatmaps of many slides (the `medfeat heatmap` command)
+# --------------------------------------------------------------------------------------------------------
+
+
+def grid_spec_for_model(model, metadata=None, **overrides):
+    """The :class:`~medfeat.slides.GridSpec` a saved model scores slides on, with ``overrides`` applied.
+
+    A :class:`~medfeat.pipelines.SlidePatchClassifier` carries its own (:attr:`grid_spec`); a plain image
+    pipeline gets it from its saved metadata (``grid_spec``, or the ``mpp``/``size``/``stride``/``scales``
+    keys of older files), else the defaults. ``overrides`` whose value is None are ignored (options left
+    unset on the command line).
+
+    Examples
+    --------
+    >>> grid_spec_for_model(object(), {"mpp": 1.0, "size": 64}, stride=32).describe()
+    '1 um/px, 64 px, stride 32, tissue otsu >= 0.5'
+    """
+    from medfeat.slides import GridSpec
+
+    spec = getattr(model, "grid_spec", None)
+    if spec is None:
+        metadata = metadata or {}
+        if metadata.get("grid_spec"):
+            spec = GridSpec.from_dict(metadata["grid_spec"])
+        else:
+            legacy = {k: metadata[k] for k in ("mpp", "size", "stride") if metadata.get(k) is not None}
+            if metadata.get("scales") is not None:
+                legacy["scales"] = tuple(metadata["scales"])
+            spec = GridSpec.build(None, **legacy)
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return spec.replace(**changes) if changes else spec
+
+
+@dataclass
+class HeatmapRun:
+    """Outcome of one slide in :func:`heatmap_slides`.
+
+    Attributes
+    ----------
+    slide : str
+    status : {"written", "failed"}
+    paths : dict of str to pathlib.Path
+        The files written (png, geojson, npy, csv).
+    n_patches : int
+    score_name : str
+        What the scores are ("probability", "score", "decision value").
+    error : str or None
+        One-line reason for a failure.
+    """
+
+    slide: str
+    status: str
+    paths: dict = field(default_factory=dict)
+    n_patches: int = 0
+    score_name: str = ""
+    error: str | None = None
+
+
+def _store_for(slide, features_dir):
+    store = Path(features_dir) / f"{slide_stem(slide)}.h5"
+    if not store.is_file():
+        raise FileNotFoundError(f"no feature store {store.name} for slide {slide} in --features-dir {features_dir}")
+    return store
+
+
+def heatmap_slides(model, slides, out_dir, *, metadata=None, grid=None, features_dir=None, annotations_dir=None,
+                   rule=None, tta=False, batch_size=None, num_workers=None, progress=True, slide_mpp=None,
+                   positive_label=None, threshold=None, objects="both", positive_class="Tumor",
+                   negative_class="Normal", errors="skip"):
+    """Heatmaps of several slides with one model, each written as PNG, QuPath GeoJSON, NPY and score CSV.
+
+    Parameters
+    ----------
+    model : fitted estimator
+        A :class:`~medfeat.pipelines.SlidePatchClassifier` (from :func:`train_from_feature_stores`) or a
+        fitted image pipeline.
+    slides : list of str or path
+    out_dir : str or path
+        ``<out_dir>/<slide stem>.png``, ``.geojson``, ``.npy``, ``_scores.csv``
+        (:func:`write_heatmap_outputs`).
+    metadata : dict, optional
+        The model file's metadata (:func:`~medfeat.pipelines.load_model`), for the grid of plain pipelines.
+    grid : GridSpec, optional
+        The grid; default :func:`grid_spec_for_model` (the model's own).
+    features_dir : str or path, optional
+        Score the stored features ``<features_dir>/<slide stem>.h5`` instead of extracting again (a model from
+        :func:`train_from_feature_stores`; the store must have the model's mpp and patch size).
+    annotations_dir : str or path, optional
+        Annotation directory: each patch's true label goes into the score CSV (``y_true``).
+    rule : ClassRule, optional
+        Annotation classes for ``annotations_dir``.
+    tta, batch_size, num_workers, progress, slide_mpp, positive_label
+        As in :class:`~medfeat.pipelines.SlideHeatmap`.
+    threshold, objects, positive_class, negative_class
+        As in :func:`write_heatmap_outputs`. (The parameters are those of
+        :func:`medfeat.pipelines.distributed.heatmap_slides_many`, which runs the same on Dask.)
+    errors : {"skip", "raise"}
+        A slide that fails is reported (RuntimeWarning, ``"failed"`` result) and skipped, or re-raised.
+
+    Returns
+    -------
+    list of HeatmapRun
+        One per slide, in the given order.
+    """
+    from medfeat.slides import DEFAULT_BATCH_SIZE, DEFAULT_NUM_WORKERS
+
+    from .extraction import check_slides
+    from .heatmap import SlideHeatmap, heatmap_from_features
+    from .labels import check_unique_stems, slide_labels
+    from .slide_train import SlidePatchClassifier
+
+    if errors not in ("skip", "raise"):
+        raise ValueError(f"errors must be 'skip' or 'raise', got {errors!r}.")
+    slides = [str(s) for s in slides] if features_dir is not None else check_slides(slides)
+    check_unique_stems(slides)  # outputs are named <stem>.png/.geojson/.npy
+    if annotations_dir is not None and not Path(annotations_dir).is_dir():
+        raise FileNotFoundError(f"annotations directory not found: {annotations_dir}")
+    if features_dir is not None and not isinstance(model, SlidePatchClassifier):
+        raise ValueError("features_dir needs a model written by `medfeat train` (a classifier on stored features).")
+    spec = grid if grid is not None else grid_spec_for_model(model, metadata)
+    maker = SlideHeatmap(model, spec, tta=tta, progress=progress, slide_mpp=slide_mpp, positive_label=positive_label,
+                         batch_size=DEFAULT_BATCH_SIZE if batch_size is None else batch_size,
+                         num_workers=DEFAULT_NUM_WORKERS if num_workers is None else num_workers)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for slide in slides:
+        stem = slide_stem(slide)
+        try:
+            if features_dir is not None:
+                hm = _heatmap_from_store(model, _store_for(slide, features_dir), heatmap_from_features)
+            else:
+                hm = maker.predict(slide)
+            y_true = slide_labels(stem, hm.grid, annotations_dir, rule) if annotations_dir is not None else None
+            paths = write_heatmap_outputs(hm, out, stem, threshold=threshold, y_true=y_true, objects=objects,
+                                          positive_class=positive_class, negative_class=negative_class)
+            runs.append(HeatmapRun(slide, "written", paths, len(hm.scores), hm.score_name))
+        except Exception as exc:  # noqa: BLE001 - one bad slide must not stop the others
+            if errors == "raise":
+                raise
+            message = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+            warnings.warn(f"skipping slide {slide}: {message}", RuntimeWarning, stacklevel=2)
+            runs.append(HeatmapRun(slide, "failed", error=message))
+    return runs
+
+
+def _heatmap_from_store(model, store, heatmap_from_features):
+    hm = heatmap_from_features(store, model.classifier_, getattr(model, "positive_label_", None))
+    if float(hm.grid.mpp) != float(model.mpp) or int(hm.grid.size) != int(model.size):
+        raise ValueError(f"store {store} was extracted at {hm.grid.mpp} mpp / {hm.grid.size} px but the model was "
+                         f"trained at {model.mpp} mpp / {model.size} px.")
+    hm.threshold = getattr(model, "threshold_", None)
+    return hm

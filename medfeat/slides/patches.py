@@ -179,7 +179,7 @@ def _proc_read(idx, scales):
     return _read_indices(_PROC["reader"], _PROC["grid"], idx, scales)
 
 
-def iter_patch_batches(slide, grid, batch_size=DEFAULT_BATCH_SIZE, scales=(1,), num_workers=DEFAULT_NUM_WORKERS, backend="thread", progress=False,
+def iter_patch_batches(slide, grid, batch_size=DEFAULT_BATCH_SIZE, scales=(1,), num_workers=DEFAULT_NUM_WORKERS, backend="thread", progress=True,
                        *, prefetch=None):
     """Stream grid patches in batches, in grid order, from parallel readers.
 

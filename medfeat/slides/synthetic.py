@@ -148,7 +148,7 @@ class _ConstTile(np.ndarray):
     _medfeat_constant = True
 
 
-def write_tiled_tiff(path, levels, mpp, *, tile_size=256, compression="zlib", quality=90, progress=False):
+def write_tiled_tiff(path, levels, mpp, *, tile_size=256, compression="zlib", quality=90, progress=True):
     """Write given level arrays as a pyramidal tiled TIFF that OpenSlide opens (``generic-tiff``).
 
     Parameters
@@ -265,7 +265,7 @@ def write_synthetic_slide(
     *,
     compression="jpeg",
     tissue_fraction=0.35,
-    progress=False,
+    progress=True,
     lesion_style="distinct",
     lesion_radius_um=None,
 ):
