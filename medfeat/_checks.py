@@ -51,6 +51,7 @@ __all__ = [
     "optional_import",
     "parse_window",
     "percentile_window",
+    "progress_bar",
     "to_grey",
     "window_to_unit",
     "write_atomic",
@@ -67,6 +68,28 @@ __all__ = [
 HANDCRAFTED_FAMILIES = ("lbp", "gist", "color", "glcm")
 #: Feature presets of :func:`medfeat.pipelines.make_feature_transformer` (sorted).
 FEATURE_PRESETS = tuple(sorted(HANDCRAFTED_FAMILIES + ("deep", "fusion", "handcrafted")))
+
+def progress_bar(iterable=None, **kwargs):
+    """A tqdm progress bar: the notebook widget when ipywidgets is installed, else the text bar.
+
+    ``tqdm.auto`` picks the widget bar in Jupyter and, without ipywidgets, warns ("IProgress not found")
+    on every bar; this picks the text bar instead, so notebooks stay clean. Every progress bar of medfeat
+    comes from here; ``disable=True`` (the library's ``progress=False``) shows nothing.
+
+    Examples
+    --------
+    >>> bar = progress_bar(range(3), disable=True)
+    >>> list(bar)
+    [0, 1, 2]
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
+    return tqdm(iterable, **kwargs)
+
 
 def optional_import(module, *, purpose=None, package=None):
     """Import ``module`` or raise an ImportError that says how to install it.

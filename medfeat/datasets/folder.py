@@ -394,9 +394,9 @@ def load_image_folder(path, size=None, group_column="auto", *, extensions=IMAGE_
 
     iterator = paths
     if progress:
-        from tqdm.auto import tqdm
+        from .._checks import progress_bar
 
-        iterator = tqdm(paths, desc=f"reading {root.name}", unit="img")
+        iterator = progress_bar(paths, desc=f"reading {root.name}", unit="img")
     read = [_read_image(p, size, window, bit_depth) for p in iterator]
     images = [im for im, _ in read]
     info = [inf for _, inf in read]

@@ -700,14 +700,14 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         out = np.empty((n, self.n_features_out_), dtype=np.float32)
         aliases = list(self.layers_)
         bs = int(self.batch_size) if self.batch_size != "auto" else int(getattr(self, "batch_size_", 32))
-        from tqdm.auto import tqdm
+        from .._checks import progress_bar
 
         batches = self._batches(X, bs)
         if device.type != "cpu":
             batches = _staged(batches, device, pin=device.type == "cuda")
         # One compiled graph for every batch: pad a short last batch (rows are independent in eval mode).
         pad_to = bs if self.runtime_ == "compile" else None
-        with torch.inference_mode(), _cpu_threads(device), tqdm(
+        with torch.inference_mode(), _cpu_threads(device), progress_bar(
             total=n, disable=not self.progress or n <= bs, desc="DeepFeatures", unit="img"
         ) as bar:
             for start, batch in batches:

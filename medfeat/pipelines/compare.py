@@ -675,9 +675,9 @@ def compare_image_folder(
     copy_blocks = {}  # feature set -> features of each augmented copy (training side only)
     feature_iter = needed
     if progress:
-        from tqdm.auto import tqdm
+        from .._checks import progress_bar
 
-        feature_iter = tqdm(needed, desc="feature sets", unit="set")
+        feature_iter = progress_bar(needed, desc="feature sets", unit="set")
     for name in feature_iter:
         if progress:
             feature_iter.set_postfix_str(name)
@@ -726,9 +726,9 @@ def compare_image_folder(
     combos = [(f, c) for f in sets for c in classifiers]
     it = combos
     if progress:
-        from tqdm.auto import tqdm
+        from .._checks import progress_bar
 
-        it = tqdm(combos, desc="cross-validation", unit="model")
+        it = progress_bar(combos, desc="cross-validation", unit="model")
     t_cv = time.perf_counter()
     with warnings.catch_warnings():
         # A class held by one group only cannot be trained on when that group is tested; the notes

@@ -477,9 +477,9 @@ def _run(task, slides, payload, key, out, options, *, client, retries, progress,
     results = [None] * len(slides)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from .._checks import progress_bar
 
-        bar = tqdm(total=len(slides), unit="slide", desc=desc)
+        bar = progress_bar(total=len(slides), unit="slide", desc=desc)
 
     def finish(i, record):
         results[i] = record

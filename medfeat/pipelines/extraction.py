@@ -124,9 +124,9 @@ def _stream_rows(store, reader, grid, transformer, *, scales, batch_size, num_wo
     todo = grid.subset(np.arange(store.n_done, n)) if store.n_done else grid
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from .._checks import progress_bar
 
-        bar = tqdm(total=n, initial=store.n_done, unit="patch", desc=f"features {store.out.stem}", leave=False)
+        bar = progress_bar(total=n, initial=store.n_done, unit="patch", desc=f"features {store.out.stem}", leave=False)
     try:
         for batch in iter_patch_batches(reader, todo, batch_size=batch_size, scales=scales,
                                         num_workers=num_workers, backend=backend, progress=False):
@@ -363,9 +363,9 @@ def extract_features(slides, features="deep", out_dir=None, *, grid=None, overwr
     first_with_stem = {}
     iterator = slides
     if progress and len(slides) > 1:
-        from tqdm.auto import tqdm
+        from .._checks import progress_bar
 
-        iterator = tqdm(slides, unit="slide", desc="slides")
+        iterator = progress_bar(slides, unit="slide", desc="slides")
     for slide in iterator:
         try:
             stem = slide_stem(slide)

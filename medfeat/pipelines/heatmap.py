@@ -642,10 +642,10 @@ class SlideHeatmap:
             kind = "probability" if hasattr(self.pipeline, "predict_proba") else "decision"
             bar = None
             if self.progress and len(grid):
-                from tqdm.auto import tqdm
+                from .._checks import progress_bar
 
                 name = Path(reader.path).name if reader.path else "slide"
-                bar = tqdm(total=len(grid), unit="patch", desc=f"heatmap {name}", leave=False)
+                bar = progress_bar(total=len(grid), unit="patch", desc=f"heatmap {name}", leave=False)
             try:
                 if len(grid):
                     for batch in iter_patch_batches(reader, grid, batch_size=self.batch_size,

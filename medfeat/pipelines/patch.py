@@ -468,9 +468,9 @@ def cross_validate_groups(
     rows, estimators = [], []
     iterator = enumerate(splits)
     if progress:
-        from tqdm.auto import tqdm
+        from .._checks import progress_bar
 
-        iterator = tqdm(iterator, total=n_splits, desc="CV folds", leave=False)
+        iterator = progress_bar(iterator, total=n_splits, desc="CV folds", leave=False)
     for k, (train, test) in iterator:
         train_classes = np.unique(y[train])
         if len(train_classes) < 2:

@@ -217,7 +217,7 @@ def iter_patch_batches(slide, grid, batch_size=DEFAULT_BATCH_SIZE, scales=(1,), 
     """
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
-    from tqdm.auto import tqdm
+    from .._checks import progress_bar
 
     from .reader import SlideReader
 
@@ -242,7 +242,7 @@ def iter_patch_batches(slide, grid, batch_size=DEFAULT_BATCH_SIZE, scales=(1,), 
     multi = len(scales) > 1
     n = len(grid)
     chunks = [np.arange(s, min(s + batch_size, n), dtype=np.int64) for s in range(0, n, batch_size)]
-    bar = tqdm(total=n, desc="reading patches", unit="patch", disable=not progress)
+    bar = progress_bar(total=n, desc="reading patches", unit="patch", disable=not progress)
 
     def emit(idx, images):
         bar.update(len(idx))

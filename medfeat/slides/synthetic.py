@@ -87,10 +87,10 @@ def _write_pages(path, level_dims, tile_source, *, mpp, tile_size, compression, 
     t = int(tile_size)
     if t <= 0 or t % 16:
         raise ValueError(f"tile_size must be a positive multiple of 16 (TIFF tiles), got {tile_size!r}.")
-    from tqdm.auto import tqdm
+    from .._checks import progress_bar
 
     n_tiles = sum(-(-w // t) * -(-h // t) for w, h in level_dims)
-    bar = tqdm(total=n_tiles, desc=f"writing {path.name}", unit="tile", disable=not progress)
+    bar = progress_bar(total=n_tiles, desc=f"writing {path.name}", unit="tile", disable=not progress)
     mpp0 = float(mpp)
 
     def tiles(level):
