@@ -745,8 +745,8 @@ def compare_image_folder(
     # 3. tables
     grouped = n_groups < len(y)
     if not grouped:
-        msg = (f"NOT GROUP-AWARE: no patient/slide grouping was given, so every image is its own group; images "
-               f"of one patient or slide can sit on both sides of a split and every figure here is then "
+        msg = ("NOT GROUP-AWARE: no patient/slide grouping was given, so every image is its own group; images "
+               "of one patient or slide can sit on both sides of a split and every figure here is then "
                "optimistic. Give a manifest column (--group-column) or a file-name pattern (--group-regex).")
         warnings.warn(msg, UserWarning, stacklevel=2)
     n_configs = len(sets) * len(classifiers)

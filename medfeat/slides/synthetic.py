@@ -13,7 +13,6 @@ computed from a procedural description at that level's resolution:
 :func:`write_tiled_tiff` writes given in-memory level arrays the same way (used to plant exact patterns).
 """
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -5,7 +5,6 @@ and clusters (psi kernel, structural components per cluster, S10/S01/S11), indep
 vectorised midrank code in medfeat.evaluation.delong.
 """
 
-import warnings
 from fractions import Fraction
 
 import numpy as np

@@ -4,7 +4,6 @@ grouping by file-name pattern, the chosen model saved and applied by predict_ima
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 
