@@ -18,8 +18,10 @@ def test_help_shows_every_default(capsys):
     with pytest.raises(SystemExit):
         main(["extract", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    for text in ("--tissue {otsu,gray,none} default: otsu", "--min-tissue MIN_TISSUE default: 0.5",
-                 "--batch-size BATCH_SIZE default: 64", "(default: default)"):
+    for text in ("--tissue {otsu,gray,none} tissue detection (none: every patch) (default: otsu)",
+                 "--min-tissue MIN_TISSUE minimum tissue fraction of a patch (default: 0.5)",
+                 "--batch-size BATCH_SIZE patches per batch, read together and passed through the CNN together "
+                 "(default: 64)", "(default: default)"):
         assert text in out
 
 

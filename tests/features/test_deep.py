@@ -233,11 +233,15 @@ def test_device_auto_is_cpu_without_cuda(blocks2):
 
 
 def test_progress_bar(patches, blocks2, capsys):
-    deep = copy.copy(blocks2).set_params(batch_size=2)
+    # progress=True is the default of every medfeat progress=; the bar shows when a call has several batches
+    deep = copy.copy(blocks2).set_params(batch_size=2, progress=False)
     deep.transform(patches)
     assert "DeepFeatures" not in capsys.readouterr().err
     deep.set_params(progress=True).transform(patches)
     assert "DeepFeatures" in capsys.readouterr().err
+    deep.set_params(batch_size=len(patches)).transform(patches)  # one batch: no bar
+    assert "DeepFeatures" not in capsys.readouterr().err
+    assert DeepFeatures().progress is True
 
 
 # -- errors ----------------------------------------------------------------------------------
