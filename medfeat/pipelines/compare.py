@@ -784,8 +784,12 @@ def compare_image_folder(
         )
         bar = _bar_layout(cvs, y, eval_groups, positive, classifiers, n_bootstrap, random_state, confidence)
         rep = comparison.reports[f"{best_key[0]} + {best_key[1]}"]
+        auc_ci = (
+            f"{rep.ci_method} ({confidence:.0%})" if np.all(np.isfinite(rep.auc_ci))
+            else f"not available ({rep.ci_method} not run: too few groups, see the warnings)"
+        )
         notes.append(
-            f"Positive class: {positive}. AUC CI: {rep.ci_method} ({confidence:.0%}); sensitivity and "
+            f"Positive class: {positive}. AUC CI: {auc_ci}; sensitivity and "
             "specificity at the Youden threshold chosen on the same out-of-fold scores (optimistic), "
             "percentile bootstrap CIs. p_vs_best: paired test against the best row "
             f"({best_key[0]} + {best_key[1]}): clustered (Obuchowski 1997) when images are grouped, else DeLong."
