@@ -627,7 +627,16 @@ class DeepFeatures(TransformerMixin, BaseEstimator):
         if self.precision_ == "int8":
             mean, std = _normaliser(backbone.mean, backbone.std, torch.device("cpu"))
             calibration = self._calibration(X, mean, std)
-        self.extractor_ = self._runtime_extractor(extractor, self.runtime_, probe, calibration)
+        try:
+            self.extractor_ = self._runtime_extractor(extractor, self.runtime_, probe, calibration)
+        except Exception as exc:  # noqa: BLE001 - "auto" only: eager gives the same features
+            if self.runtime != "auto" or self.runtime_ == "eager":
+                raise
+            # Some networks do not export to ONNX (e.g. AlexNet's adaptive pooling at odd sizes): the
+            # automatic choice falls back to eager PyTorch, which the user did not rule out.
+            logger.warning("ONNX export of %s failed (%s); runtime='auto' uses eager PyTorch", self.backbone, exc)
+            self.runtime_ = "eager"
+            self.extractor_ = self._runtime_extractor(extractor, "eager", probe, calibration)
         self.layer_ndims_ = {alias: int(raw[alias].ndim) for alias in layers}
         self.layer_dims_ = {alias: int(_pool(raw[alias], self.pool).shape[1]) for alias in layers}
         self.n_features_out_ = int(sum(self.layer_dims_.values()))

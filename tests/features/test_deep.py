@@ -80,7 +80,7 @@ def _reference_pool(m, pool):
 @pytest.mark.parametrize("pool", ["avg", "max", "avgmax", "gem", "flatten"])
 def test_layers_equal_independent_feature_extractor(patches, lite0_maps, pool):
     layers = ["blocks.2", "blocks.4.1", "bn2"]
-    deep = DeepFeatures(layers=layers, pool=pool, input_size=None, batch_size=4).fit(patches)
+    deep = DeepFeatures(layers=layers, pool=pool, input_size=None, batch_size=4, runtime="eager").fit(patches)
     got = deep.transform(patches)
     expected = np.concatenate([_reference_pool(lite0_maps[layer], pool) for layer in layers], axis=1)
     assert got.dtype == np.float32 and got.shape == expected.shape
@@ -114,7 +114,7 @@ def test_activation_modified_in_place_later_is_read_before(patches):
 
 
 def test_default_layer_is_the_backbones_own_embedding(patches):
-    deep = DeepFeatures(input_size=None).fit()
+    deep = DeepFeatures(input_size=None, runtime="eager").fit()
     model = deep.backbone_.model  # the same network, run through timm's own forward
     x = (torch.from_numpy(patches).permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.5
     with torch.no_grad():

@@ -228,3 +228,22 @@ def test_malloc_tuning_keeps_big_blocks_in_the_heap():
     off = _malloc_probe("tune", {"MEDFEAT_TUNE_MALLOC": "0"})
     assert off["applied"] is None
     assert off["mmapped_after"] >= 64 << 20
+
+
+def test_auto_falls_back_to_eager_when_the_export_fails(monkeypatch, images, eager_ref):
+    # runtime="auto" may pick ONNX Runtime, but a network that does not export must still work (eager);
+    # an explicit runtime="onnx" keeps the error.
+    pytest.importorskip("onnxruntime")
+    original = DeepFeatures._runtime_extractor
+
+    def no_export(self, extractor, runtime, *args, **kwargs):
+        if runtime == "onnx":
+            raise RuntimeError("cannot export adaptive_avg_pool2d")
+        return original(self, extractor, runtime, *args, **kwargs)
+
+    monkeypatch.setattr(DeepFeatures, "_runtime_extractor", no_export)
+    deep = DeepFeatures(layers="layer1", **TINY).fit(images)
+    assert deep.runtime_ == "eager"
+    np.testing.assert_array_equal(deep.transform(images), eager_ref)
+    with pytest.raises(RuntimeError, match="cannot export"):
+        DeepFeatures(runtime="onnx", layers="layer1", **TINY).fit(images)
