@@ -55,6 +55,20 @@ def _placements(y, scores):
     return aucs, v10, v01
 
 
+def _score_matrix(y_true, scores, pos_label):
+    """(0/1 labels, scores as a (k, n) float matrix), validated once for the DeLong and clustered paths."""
+    s = np.asarray(scores.to_numpy() if hasattr(scores, "to_numpy") else scores)
+    if s.ndim == 1:
+        s = s[None, :]
+    if s.ndim != 2:
+        raise ValueError(f"scores must be 1-D (n,) or 2-D (k, n), got shape {s.shape}.")
+    y, _ = check_binary(y_true, s[0], pos_label=pos_label, score_name="scores")
+    s = check_scores(s, name="scores", ndim=2)
+    if s.shape[1] != y.shape[0]:
+        raise ValueError(f"scores has {s.shape[1]} columns but y_true has {y.shape[0]} samples.")
+    return y, s
+
+
 def delong_covariance(y_true, scores, *, pos_label=None):
     """AUCs of several scores on the same samples and their DeLong covariance matrix.
 
@@ -90,15 +104,7 @@ def delong_covariance(y_true, scores, *, pos_label=None):
     >>> float(aucs[0])
     0.75
     """
-    s = np.asarray(scores.to_numpy() if hasattr(scores, "to_numpy") else scores)
-    if s.ndim == 1:
-        s = s[None, :]
-    if s.ndim != 2:
-        raise ValueError(f"scores must be 1-D (n,) or 2-D (k, n), got shape {s.shape}.")
-    y, _ = check_binary(y_true, s[0], pos_label=pos_label, score_name="scores")
-    s = check_scores(s, name="scores", ndim=2)
-    if s.shape[1] != y.shape[0]:
-        raise ValueError(f"scores has {s.shape[1]} columns but y_true has {y.shape[0]} samples.")
+    y, s = _score_matrix(y_true, scores, pos_label)
     m, n = int(y.sum()), int(y.size - y.sum())
     if m < 2 or n < 2:
         raise ValueError(
@@ -283,15 +289,7 @@ def clustered_auc_covariance(y_true, scores, groups, *, pos_label=None):
     >>> round(float(aucs[0]), 4), k
     (0.8889, 3)
     """
-    s = np.asarray(scores.to_numpy() if hasattr(scores, "to_numpy") else scores)
-    if s.ndim == 1:
-        s = s[None, :]
-    if s.ndim != 2:
-        raise ValueError(f"scores must be 1-D (n,) or 2-D (k, n), got shape {s.shape}.")
-    y, _ = check_binary(y_true, s[0], pos_label=pos_label, score_name="scores")
-    s = check_scores(s, name="scores", ndim=2)
-    if s.shape[1] != y.shape[0]:
-        raise ValueError(f"scores has {s.shape[1]} columns but y_true has {y.shape[0]} samples.")
+    y, s = _score_matrix(y_true, scores, pos_label)
     codes = _cluster_codes(groups, y.shape[0])
     n_clusters = int(codes.max()) + 1
     pos = y == 1
