@@ -135,3 +135,56 @@ def test_kermany_chest_xrays_as_dicom_through_compare(tmp_path, shared_data):
     _assert_patient_level_folds(res, ds.groups)
     assert res.table["auc"].max() > 0.8  # NORMAL vs PNEUMONIA is an easy task (AUC 0.98 on all 720 images)
     _no_identifier_in(out, pick["patient_id"].tolist())
+
+
+def _linear_window(x, center, width):
+    """DICOM PS3.3 C.11.2.1.2.1 LINEAR VOI function onto [0, 1], written out from the standard."""
+    x = np.asarray(x, np.float64)
+    lo, hi = center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2
+    return np.where(x <= lo, 0.0, np.where(x > hi, 1.0, (x - (center - 0.5)) / (width - 1) + 0.5))
+
+
+def test_real_cr_chest_dicom_from_the_sample_set(tmp_path, rng):
+    # RG1 of the NEMA compressed-image test set, shipped by the PyPI package pydicom-data (a test extra, installed
+    # with the README's command; nothing is downloaded): a CR chest radiograph, 1955 x 1841, 15 bits stored,
+    # MONOCHROME1, PatientID 9RG1, window centre 15000 width 30000, stored uncompressed (UNCR) and as lossless
+    # JPEG 2000 (J2KR).
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    uncr, j2kr = Path(get_testdata_file("RG1_UNCR.dcm")), Path(get_testdata_file("RG1_J2KR.dcm"))
+    raw = pydicom.dcmread(uncr)
+    assert (raw.Modality, raw.BodyPartExamined, raw.PhotometricInterpretation) == ("CR", "CHEST", "MONOCHROME1")
+    stored = raw.pixel_array
+    from medfeat.datasets import read_dicom
+
+    im = read_dicom(uncr)
+    # the file's window, then MONOCHROME1 inverted (high stored values are dark), against the standard's formula
+    expected = 1.0 - _linear_window(stored, 15000.0, 30000.0)
+    np.testing.assert_allclose(im.pixels, expected, atol=1e-6)
+    # and a hand-computed pixel: the darkest-stored pixel (874) is near white: 1 - ((874 - 14999.5)/29999 + 0.5)
+    np.testing.assert_allclose(im.pixels.flat[np.argmin(stored)], 1 - ((874 - 14999.5) / 29999 + 0.5), atol=1e-6)
+    assert im.meta["PatientID"] == "9RG1"
+    # the lossless JPEG 2000 copy decodes to the same image
+    np.testing.assert_array_equal(read_dicom(j2kr).pixels, im.pixels)
+
+    # compare end to end: the real radiograph (both encodings, one patient) beside 12 synthetic patients
+    data = tmp_path / "dicoms"
+    ids = _synthetic_dicom_folder(data, rng)
+    for src in (uncr, j2kr):
+        (data / "pneumonia" / src.name).write_bytes(src.read_bytes())
+    ds = load_image_folder(data)
+    assert ds.group_column == "PatientID"
+    real = np.array([Path(p).name.startswith("RG1_") for p in ds.paths])
+    assert real.sum() == 2 and set(np.asarray(ds.groups)[real]) == {"9RG1"}
+    out = tmp_path / "out"
+    res = compare_image_folder(data, out, ["lbp", "gist", "deep"], ["logreg"], n_splits=3, progress=False,
+                               n_bootstrap=50, deep_layers=["bn2"])
+    results = json.loads((out / "results.json").read_text())
+    assert results["group_column"] == "PatientID" and results["n_groups"] == 13
+    policy = results["image_input"]
+    assert policy["formats"] == {"DICOM": 26}
+    assert policy["inverted_monochrome1"] == 12 + 2
+    assert policy["windows"]["file window center=15000 width=30000 (LINEAR)"] == 2
+    _assert_patient_level_folds(res, np.asarray(ds.groups))
+    _no_identifier_in(out, ids + ["9RG1", "CompressedSamples", raw.StudyInstanceUID])
