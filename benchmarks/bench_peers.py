@@ -1,7 +1,8 @@
 """medfeat against TIAToolbox's DeepFeatureExtractor, and against the forward-only ceilings, in one run.
 
 Same slide (CMU-1-Small-Region via ``medfeat.datasets.cmu_small_region()``), same grid (224 px at
-0.5 um/px, stride 224, no tissue mask), same backbone (torchvision ResNet-50 with the same random
+0.5 um/px, stride 112 by default -- half-overlapping, 520 patches, so that the one-off warm-up of the first
+batches, about a second for every tool, does not dominate a 140-patch run -- no tissue mask), same backbone (torchvision ResNet-50 with the same random
 weights: no download; TIAToolbox loads the state dict medfeat's backbone saved), batch 32, CPU only.
 
 Every configuration runs in its own fresh Python process (the glibc malloc setting is per process and
@@ -17,9 +18,11 @@ Configurations
   modules its import needs installed from PyPI with ``--no-deps``.
 - ``medfeat_before``: ``extract_slide_features`` with eager PyTorch and ``MEDFEAT_TUNE_MALLOC=0``: what
   medfeat did before issue 15.
-- ``medfeat_eager``: eager PyTorch with the malloc tuning (the new default allocator setting).
-- ``medfeat_default``: ``DeepFeatures`` defaults (``runtime="auto"``: eager for the first 512 patches, then
-  ONNX Runtime when installed; this slide has fewer patches than that, so the default stays eager here).
+- ``medfeat_eager``: eager PyTorch with the malloc tuning: what the README install runs by default
+  (``runtime="auto"`` is eager when onnxruntime is not installed).
+- ``medfeat_default``: ``DeepFeatures`` defaults in *this* environment (``runtime="auto"`` decides once, in
+  ``fit``: ONNX Runtime when onnxruntime is installed, i.e. with ``pip install medfeat[onnx]``, else eager;
+  ``runtime_used`` in the JSON says which).
 - ``medfeat_onnx``: ``runtime="onnx"`` (its export happens in ``fit``, timed apart as ``fit_seconds``).
 - ``forward_*``: forward-only ceilings on pre-made normalised tensors (no reading, no preprocessing):
   eager with and without malloc tuning, ONNX Runtime fp32, int8, bf16 autocast, and ``torch.compile``
@@ -28,6 +31,7 @@ Configurations
     python benchmarks/bench_peers.py                 # 3 repeats
     python benchmarks/bench_peers.py --quick         # 1 repeat, fewer forward batches, no TIAToolbox
     python benchmarks/bench_peers.py --tia-venv DIR  # where the TIAToolbox venv lives (created if absent)
+    python benchmarks/bench_peers.py --stride 224    # the non-overlapping grid (140 patches)
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent / "results"
 BATCH = 32
 SIZE = 224
+STRIDE = 112  # --stride
 MPP = 0.5
 TIA_VERSION = "2.1.3"
 # What `from tiatoolbox.models.engine.deep_feature_extractor import DeepFeatureExtractor` needs beyond the
@@ -93,7 +98,8 @@ def worker_medfeat(cfg):
         deep.fit(np.zeros((1, SIZE, SIZE, 3), np.uint8))  # builds the network (and exports it for "onnx")
         fit_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        path = extract_slide_features(cmu_small_region(), deep, mpp=MPP, size=SIZE, tissue=None, out=Path(tmp) / "s.h5",
+        path = extract_slide_features(cmu_small_region(), deep, mpp=MPP, size=SIZE, stride=cfg["stride"], tissue=None,
+                                      out=Path(tmp) / "s.h5",
                                       batch_size=BATCH, progress=False, **cfg.get("extract", {}))
         seconds = time.perf_counter() - t0
         _, X, _, _ = load_slide_features(path)
@@ -110,7 +116,7 @@ def worker_forward(cfg):
     from medfeat.slides import PatchGrid, SlideReader, read_patches
 
     with SlideReader.open(cmu_small_region()) as slide:
-        grid = PatchGrid.from_reader(slide, mpp=MPP, size=SIZE, tissue=None)
+        grid = PatchGrid.from_reader(slide, mpp=MPP, size=SIZE, stride=cfg["stride"], tissue=None)
         idx = np.sort(rng.choice(len(grid), size=min(len(grid), BATCH * cfg["batches"]), replace=False))
         X = read_patches(slide, grid, indices=idx)
     calib = X[:64]
@@ -149,7 +155,7 @@ def worker_tia(cfg):
     assert len(source) == len(target), (len(source), len(target))
     model.feat_extract.load_state_dict(dict(zip(target, source)))
     io = IOPatchPredictorConfig(input_resolutions=[{"units": "mpp", "resolution": MPP}],
-                                patch_input_shape=(SIZE, SIZE), stride_shape=(SIZE, SIZE))
+                                patch_input_shape=(SIZE, SIZE), stride_shape=(cfg["stride"], cfg["stride"]))
     engine = DeepFeatureExtractor(model=model, batch_size=BATCH, num_workers=0, device="cpu", verbose=False)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -207,7 +213,7 @@ def to_markdown(report):
         "## medfeat vs TIAToolbox and the forward-only ceilings (CPU, ResNet-50, CMU-1-Small-Region)",
         "",
         (f"{report['machine']}; torch {report['torch']}; {report['cpus']} CPUs; grid 224 px at 0.5 um/px, stride "
-         f"224, no tissue mask ({r.get('medfeat_default', {}).get('patches', '?')} patches); batch 32; median of "
+         f"{report.get('stride', 224)}, no tissue mask ({r.get('medfeat_default', {}).get('patches', '?')} patches); batch 32; median of "
          f"{report['repeats']} repeat(s), every configuration in a fresh process, order reversed on every other repeat. Load average "
          f"before {report['load_before']}, after {report['load_after']}: {report['load_note']}"),
         "",
@@ -233,9 +239,9 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, default=None, help="forward-only batches of 32 (first is warm-up)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (compiles for minutes)")
     parser.add_argument("--no-tia", action="store_true", help="skip TIAToolbox")
-    parser.add_argument("--short", action="store_true",
-                        help="skip medfeat_eager (on this 117-patch slide runtime='auto' stays eager: same path)")
     parser.add_argument("--tia-venv", default=os.path.join(tempfile.gettempdir(), "medfeat-bench-tia-venv"))
+    parser.add_argument("--stride", type=int, default=STRIDE,
+                        help="grid stride in pixels at 0.5 um/px (default 112: 520 patches; 224: 140 patches)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -257,12 +263,13 @@ def main(argv=None):
     off = {"MEDFEAT_TUNE_MALLOC": "0"}
     configs = {}
     if tia_python:
-        configs["tiatoolbox"] = (tia_python, "tia", {"weights": str(weights), "slide": slide}, off)
-    configs["medfeat_before"] = (sys.executable, "medfeat", {"weights": str(weights), "runtime": "eager"}, off)
-    if not args.short:
-        configs["medfeat_eager"] = (sys.executable, "medfeat", {"weights": str(weights), "runtime": "eager"}, None)
-    configs["medfeat_default"] = (sys.executable, "medfeat", {"weights": str(weights), "runtime": "auto"}, None)
-    configs["medfeat_onnx"] = (sys.executable, "medfeat", {"weights": str(weights), "runtime": "onnx"}, None)
+        configs["tiatoolbox"] = (tia_python, "tia", {"weights": str(weights), "stride": args.stride, "slide": slide}, off)
+    configs["medfeat_before"] = (sys.executable, "medfeat", {"weights": str(weights), "stride": args.stride, "runtime": "eager"}, off)
+    # the README install's default path (no onnxruntime there: runtime="auto" is eager)
+    configs["medfeat_eager"] = (sys.executable, "medfeat", {"weights": str(weights), "stride": args.stride,
+                                                            "runtime": "eager"}, None)
+    configs["medfeat_default"] = (sys.executable, "medfeat", {"weights": str(weights), "stride": args.stride, "runtime": "auto"}, None)
+    configs["medfeat_onnx"] = (sys.executable, "medfeat", {"weights": str(weights), "stride": args.stride, "runtime": "onnx"}, None)
     forwards = [("eager_no_malloc_tuning", "eager", "fp32", off), ("eager", "eager", "fp32", None),
                 ("onnx_fp32", "onnx", "fp32", None), ("onnx_int8", "onnx", "int8", None),
                 ("eager_bf16", "eager", "bf16", None)]
@@ -270,7 +277,7 @@ def main(argv=None):
         forwards.append(("compile_fp32", "compile", "fp32", None))
     for name, runtime, precision, env in forwards:
         configs[f"forward_{name}"] = (sys.executable, "forward", {
-            "weights": str(weights), "runtime": runtime, "precision": precision, "batches": batches,
+            "weights": str(weights), "stride": args.stride, "runtime": runtime, "precision": precision, "batches": batches,
             "features_out": str(tmp / f"{name}.npy")}, env)
 
     load_before = [round(v, 2) for v in os.getloadavg()]
@@ -311,11 +318,13 @@ def main(argv=None):
     best_any = max(forwards_done, key=pps.get) if forwards_done else None
     pairs = [
         ("malloc tuning, forward-only eager (after/before)", "forward_eager", "forward_eager_no_malloc_tuning"),
-        ("malloc tuning, medfeat end to end (default, eager on this slide; after/before)", "medfeat_default",
-         "medfeat_before"),
+        ("malloc tuning, medfeat eager end to end (after/before)", "medfeat_eager", "medfeat_before"),
+        ("medfeat README install (eager) / TIAToolbox", "medfeat_eager", "tiatoolbox"),
         ("medfeat default / TIAToolbox", "medfeat_default", "tiatoolbox"),
         ("medfeat runtime='onnx' / TIAToolbox", "medfeat_onnx", "tiatoolbox"),
         ("medfeat before issue 15 / TIAToolbox", "medfeat_before", "tiatoolbox"),
+        (f"medfeat README install (eager) / best exact forward-only ceiling ({best_exact})", "medfeat_eager",
+         best_exact),
         (f"medfeat default / best exact forward-only ceiling ({best_exact})", "medfeat_default", best_exact),
         (f"medfeat runtime='onnx' / best exact forward-only ceiling ({best_exact})", "medfeat_onnx", best_exact),
         (f"medfeat default / best forward-only ceiling of any precision ({best_any})", "medfeat_default", best_any),
@@ -326,7 +335,8 @@ def main(argv=None):
     ]
     ratios = {label: pps[a] / pps[b] for label, a, b in pairs if a in pps and b in pps}
     targets = {}
-    for who, key in (("default", "medfeat_default"), ("runtime='onnx'", "medfeat_onnx")):
+    for who, key in (("README install (eager)", "medfeat_eager"), ("default", "medfeat_default"),
+                     ("runtime='onnx'", "medfeat_onnx")):
         if key in pps and "tiatoolbox" in pps:
             targets[f"medfeat {who} >= 2.5x TIAToolbox"] = pps[key] >= 2.5 * pps["tiatoolbox"]
         if key in pps and best_exact:
@@ -343,8 +353,11 @@ def main(argv=None):
         "quick": args.quick,
         "load_before": load_before,
         "load_after": load_after,
-        "load_note": ("the machine was shared with other jobs (up to 8 agents on 2 cores), so absolute figures "
-                      "are noisy; compare the ratios, which come from alternating runs in this one session."),
+        "load_note": ("absolute figures depend on whatever else the machine ran (a load average well above "
+                      f"{_cpus()} means other jobs shared the cores); the ratios come from alternating runs in this "
+                      "one session."),
+        "stride": args.stride,
+        "runtime_used": {k: v.get("runtime_used") for k, v in info.items() if isinstance(v, dict)},
         "gpu": "not measured: no GPU was available to this run; the GPU path (bf16/fp16 autocast, pinned-memory "
                "transfer) is only exercised for correctness on the CPU.",
         "results": results,
