@@ -144,7 +144,10 @@ def test_disk_full_on_a_small_tmpfs_publishes_nothing_and_exits_non_zero(tmp_pat
 # ------------------------------------------------------------------ kill -9 / Ctrl-C / concurrent runs
 
 SLOW = textwrap.dedent("""
-    import os, sys, time
+    import os, signal, sys, time
+    # Ctrl-C as in a terminal: a child started from a background job inherits SIGINT ignored (POSIX), and Python
+    # then installs no KeyboardInterrupt handler, so the test's SIGINT would be lost (seen under `nohup ... &`).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from medfeat.features import ColorFeatures
     from medfeat.pipelines import extract_slide_features
     slide, out, delay, lock_timeout, release = sys.argv[1:6]
