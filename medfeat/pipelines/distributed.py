@@ -276,19 +276,25 @@ def _cached(key, build):
 # --------------------------------------------------------------------------------------------------------
 
 
-def _extract_task(slide, transformer, key, out, options):
-    """Extract one slide; returns a SlideTaskResult as a dict, raises SlideTaskError on failure."""
+def _task_setup(obj, key, options):
+    """What every slide task does first: its worker's address, the torch threads of its share of the host,
+    and the worker's cached copy of ``obj`` (the transformer or model, placed on the worker's device)."""
     import copy
 
+    name, address = _worker_identity()
+    if options.get("workers_on_host") and _uses_torch(obj):
+        host = address.rsplit(":", 1)[0]
+        _set_cpu_threads(options["workers_on_host"].get(host, 1), options.get("torch_threads"))
+    return address, _cached(key, lambda: _place(copy.deepcopy(obj), name))
+
+
+def _extract_task(slide, transformer, key, out, options):
+    """Extract one slide; returns a SlideTaskResult as a dict, raises SlideTaskError on failure."""
     from medfeat.pipelines.extraction import extract_features
     from medfeat.pipelines.store import store_path_for
 
     start = time.perf_counter()
-    name, address = _worker_identity()
-    if options.get("workers_on_host") and _uses_torch(transformer):
-        host = address.rsplit(":", 1)[0]
-        _set_cpu_threads(options["workers_on_host"].get(host, 1), options.get("torch_threads"))
-    entry = _cached(key, lambda: _place(copy.deepcopy(transformer), name))
+    address, entry = _task_setup(transformer, key, options)
     target_name = store_path_for(slide, ".").name
     if out.remote and not options["overwrite"] and out.exists(target_name):
         return asdict(SlideTaskResult(slide, "skipped", [out.target(target_name)], worker=address,
@@ -316,18 +322,12 @@ def _extract_task(slide, transformer, key, out, options):
 
 def _heatmap_task(slide, model, key, out, options):
     """Heatmap of one slide: PNG, GeoJSON, NPY and scores CSV; returns a SlideTaskResult as a dict."""
-    import copy
-
     from medfeat.pipelines.heatmap import SlideHeatmap
     from medfeat.pipelines.labels import slide_labels
     from medfeat.pipelines.workflow import write_heatmap_outputs
 
     start = time.perf_counter()
-    name, address = _worker_identity()
-    if options.get("workers_on_host") and _uses_torch(model):
-        host = address.rsplit(":", 1)[0]
-        _set_cpu_threads(options["workers_on_host"].get(host, 1), options.get("torch_threads"))
-    entry = _cached(key, lambda: _place(copy.deepcopy(model), name))
+    address, entry = _task_setup(model, key, options)
     stem = _stem(slide)
     names = [f"{stem}.png", f"{stem}.geojson", f"{stem}.npy", f"{stem}_scores.csv"]
     if not options["overwrite"] and all(out.exists(n) for n in names):
